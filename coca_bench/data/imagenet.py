@@ -1,0 +1,130 @@
+"""ImageNet-style classification folders: ``<root>/<split>/<wnid>/<image>``.
+
+The label space comes from ``<root>/LOC_synset_mapping.txt`` (the Kaggle ImageNet
+format: ``<wnid> <names>`` per line, in label order) when present; otherwise it is
+the standard 1000 ImageNet classes: the sorted wnids bundled in
+``imagenet_wnids.txt`` with open_clip's CLIP-curated ``IMAGENET_CLASSNAMES``, the
+names the zero-shot protocol uses. A mapping file listing exactly the standard 1000
+wnids also gets the CLIP names, so the real ImageNet scores by the protocol either way.
+
+Subset datasets (ImageNet-A, ImageNet-R: 200 wnid folders) keep labels in the full
+label space; ``present_labels`` names the classes the split covers, so the task can
+restrict its logits to them as CLIP_benchmark does.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from coca_bench.data.annotations import (
+    AnnotationFile,
+    DatasetLayoutError,
+    DatasetNotFoundError,
+    require_dataset_dir,
+)
+from coca_bench.data.records import ClassificationSample, ClassificationSet
+
+SYNSET_MAPPING_FILE = "LOC_synset_mapping.txt"
+IMAGENET_WNIDS_FILE = Path(__file__).with_name("imagenet_wnids.txt")
+IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+_LAYOUT = "ImageNet folders <split>/<wnid>/<image> (e.g. val/n01440764/ILSVRC2012_val_00000293.JPEG)"
+
+
+@lru_cache(maxsize=1)
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k wnids in sorted order: index = the standard label."""
+    return tuple(IMAGENET_WNIDS_FILE.read_text(encoding="utf-8").split())
+
+
+def imagenet_classnames() -> tuple[str, ...]:
+    """open_clip's CLIP-curated names for the 1000 classes (imported lazily: open_clip imports torch)."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    return tuple(IMAGENET_CLASSNAMES)
+
+
+def read_synset_mapping(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(wnids, names) from a ``LOC_synset_mapping.txt``; a name is the first synonym of its line."""
+    source = AnnotationFile(Path(path), "the Kaggle ImageNet format, one '<wnid> <class name>' per line")
+    wnids: list[str] = []
+    names: list[str] = []
+    try:
+        lines = source.path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise source.error("is not UTF-8 text") from None
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        wnid, _, rest = line.strip().partition(" ")
+        name = rest.split(",")[0].strip()
+        if not name:
+            raise source.error(f"line {line_number} ({line.strip()!r}) has no class name after the wnid")
+        if wnid in wnids:
+            raise source.error(f"line {line_number} repeats wnid {wnid!r}")
+        wnids.append(wnid)
+        names.append(name)
+    if not wnids:
+        raise source.error("has no classes")
+    return tuple(wnids), tuple(names)
+
+
+def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None = None) -> ClassificationSet:
+    """The images of ``<root>/<split>``, sorted by file name (the official val order mixes classes).
+
+    ``classes``: wnids to keep (e.g. the 200 of ImageNet-A); by default every class
+    folder present. Labels always index the full label space.
+    """
+    root = require_dataset_dir(Path(root), _LAYOUT)
+    mapping_path = root / SYNSET_MAPPING_FILE
+    if mapping_path.is_file():
+        wnids, names = read_synset_mapping(mapping_path)
+        annotation_files: tuple[Path, ...] = (mapping_path,)
+        if wnids == imagenet_wnids():
+            names = imagenet_classnames()
+    else:
+        wnids, names = imagenet_wnids(), imagenet_classnames()
+        annotation_files = (IMAGENET_WNIDS_FILE,)
+    label_of = {wnid: index for index, wnid in enumerate(wnids)}
+    label_source = str(mapping_path) if mapping_path.is_file() else "the standard ImageNet-1k wnids"
+
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise DatasetNotFoundError(f"ImageNet split folder {split_dir} does not exist; expected {_LAYOUT}.")
+    folders = sorted(p for p in split_dir.iterdir() if p.is_dir())
+    if not folders:
+        loose = [p.name for p in split_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        hint = f" It holds {len(loose)} images directly; move each into its wnid folder." if loose else ""
+        raise DatasetLayoutError(f"{split_dir} has no class folders; expected {_LAYOUT}.{hint}")
+    unknown = [p.name for p in folders if p.name not in label_of]
+    if unknown:
+        raise DatasetLayoutError(
+            f"{split_dir} has class folder(s) {unknown[:5]} that are not classes of {label_source}; "
+            f"expected one folder per wnid of that label space."
+        )
+
+    wanted = set(classes) if classes is not None else None
+    if wanted is not None:
+        not_in_space = sorted(wanted - set(label_of))
+        if not_in_space:
+            raise ValueError(f"classes {not_in_space[:5]} are not in the label space of {label_source}.")
+    samples = []
+    for folder in folders:
+        if wanted is not None and folder.name not in wanted:
+            continue
+        label = label_of[folder.name]
+        for image in folder.iterdir():
+            if image.suffix.lower() in IMAGE_SUFFIXES and image.is_file():
+                samples.append(ClassificationSample(id=f"{folder.name}/{image.stem}", path=image, label=label))
+    samples.sort(key=lambda s: (s.path.name, s.path.parent.name))
+    return ClassificationSet(
+        items=tuple(samples),
+        split=split,
+        annotation_files=annotation_files,
+        class_ids=wnids,
+        class_names=names,
+        present_labels=tuple(sorted({s.label for s in samples})),
+    )
+
+
+__all__ = ["imagenet_classnames", "imagenet_wnids", "read_imagenet", "read_synset_mapping"]

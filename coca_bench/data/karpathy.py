@@ -1,0 +1,62 @@
+"""Karpathy split files (``dataset_coco.json``, ``dataset_flickr30k.json``): the retrieval test sets.
+
+Each image lists its ``split`` and its ``sentences``; the COCO file also gives the
+image folder (``filepath``) and the COCO id (``cocoid``), which becomes the record id
+so captions can be matched with COCO-format annotations. Flickr files have neither:
+their images live in one folder (``flickr30k-images/`` by default) and the record id
+is the file name stem.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from coca_bench.data.annotations import AnnotationFile, require_dataset_dir
+from coca_bench.data.records import CaptionSet, ImageCaptions
+
+KARPATHY_SPLITS = ("train", "restval", "val", "test")
+# Image folder of datasets whose Karpathy file has no ``filepath`` field.
+DEFAULT_IMAGE_DIRS = {"flickr30k": "flickr30k-images", "flickr8k": "Flicker8k_Dataset"}
+
+
+def read_karpathy(root: Path, name: str, split: str = "test", image_dir: str | None = None) -> CaptionSet[ImageCaptions]:
+    """Images of ``split`` in ``<root>/dataset_<name>.json``, each with all its raw captions.
+
+    ``image_dir`` overrides where images are (relative to ``root``); by default it is
+    each image's ``filepath`` when present, else :data:`DEFAULT_IMAGE_DIRS` [name].
+    """
+    root = require_dataset_dir(
+        Path(root), f"the Karpathy split file dataset_{name}.json and the images it names"
+    )
+    source = AnnotationFile(root / f"dataset_{name}.json", "the Karpathy split format")
+    source.require_exists(f"Karpathy's dataset_{name}.json in {root}")
+    payload = source.load_json()
+    images = source.objects(payload, "images")
+    fallback_dir = image_dir if image_dir is not None else DEFAULT_IMAGE_DIRS.get(name)
+    items = []
+    for index, image in enumerate(images):
+        where = f"images[{index}]"
+        image_split = source.field(image, "split", where, str)
+        filename = source.field(image, "filename", where, str)
+        sentences = source.objects(image, "sentences", where)
+        if image_split != split:
+            continue
+        captions = tuple(
+            source.field(sentence, "raw", f"{where}.sentences[{k}]", str).strip() for k, sentence in enumerate(sentences)
+        )
+        if not captions:
+            raise source.error(f"{where} ({filename}) has no sentences")
+        folder = image_dir if image_dir is not None else source.optional_field(image, "filepath", where, str)
+        if folder is None:
+            if fallback_dir is None:
+                raise source.error(f"{where} has no key 'filepath' and dataset {name!r} has no default image folder")
+            folder = fallback_dir
+        cocoid = source.optional_field(image, "cocoid", where, int)
+        record_id = str(cocoid) if cocoid is not None else Path(filename).stem
+        items.append(ImageCaptions(id=record_id, path=root / folder / filename, captions=captions))
+    if not items:
+        splits = sorted({str(image.get("split")) for image in images})
+        raise ValueError(f"{source.path} has no images in split {split!r}; its splits are {splits}.")
+    return CaptionSet(items=tuple(items), split=split, annotation_files=(source.path,))
+
+
+__all__ = ["DEFAULT_IMAGE_DIRS", "KARPATHY_SPLITS", "read_karpathy"]

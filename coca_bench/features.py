@@ -1,0 +1,326 @@
+"""Batched encoding of images and texts through one content-addressed feature cache.
+
+Why one cache: zero-shot, linear probe and retrieval over the same images should encode
+each image once per checkpoint, and an interrupted run should lose at most one chunk.
+
+Why content addressing: a cache entry's name is the hash of everything that can change
+its numbers (model fingerprint, preprocess fingerprint, precision, feature kind and
+parameters, and the sha256 of every input file's bytes or of every text), so a stale
+entry can never be found; it simply has another name. Inputs are stored in chunks of
+``chunk_size`` consecutive items, each written atomically as soon as it is complete,
+together with the reason any of its items was skipped, so a cached chunk reproduces the
+same skip list.
+
+Videos slot in the same way: ``video_features`` will hash each video file, put the frame
+sampling parameters into ``params``, and supply an ``encode`` callback that decodes
+frames, encodes them with ``encode_image`` and pools them; :meth:`FeatureExtractor._cached`
+does the rest.
+
+The device is deliberately not part of the key: CPU and GPU features differ only by
+float rounding, and sharing the cache across machines is the point of content addressing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from coca_bench.data.images import load_image
+from coca_bench.data.media import UnreadableMediaError
+from coca_bench.registry import Skip
+
+CACHE_FORMAT_VERSION = 1
+DEFAULT_CHUNK_SIZE = 512
+_HASH_BLOCK = 1 << 20
+
+# One encoded item: its feature vector, or the reason it was skipped.
+EncodedItem = tuple[int, "np.ndarray | str"]
+
+
+class FeatureExtractionError(ValueError):
+    """An input could not be encoded and the run asked for --strict, or the model produced invalid features."""
+
+
+class ImageFeatures(NamedTuple):
+    features: np.ndarray  # [kept, D] float32, in input order
+    kept_ids: list[str]
+    skipped: list[Skip]
+
+
+@dataclass
+class CacheStats:
+    """Counters for provenance: how much of a task came from the cache."""
+
+    chunks_from_cache: int = 0
+    chunks_encoded: int = 0
+    items_encoded: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "chunks_from_cache": self.chunks_from_cache,
+            "chunks_encoded": self.chunks_encoded,
+            "items_encoded": self.items_encoded,
+        }
+
+
+def default_cache_dir() -> Path:
+    """``$COCA_BENCH_CACHE/features``, else ``~/.cache/coca_bench/features``."""
+    root = os.environ.get("COCA_BENCH_CACHE")
+    return Path(root) / "features" if root else Path.home() / ".cache" / "coca_bench" / "features"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_content_key(path: str | Path) -> str:
+    """sha256 of the file's bytes; a file that cannot be opened gets a key naming its path,
+    so its skip is cached yet a file that later appears there is encoded afresh."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(_HASH_BLOCK):
+                digest.update(block)
+    except OSError as exc:
+        return "unopenable:" + sha256_text(f"{Path(path).resolve()}|{type(exc).__name__}")
+    return digest.hexdigest()
+
+
+def _field(sample: Any, name: str) -> Any:
+    return sample[name] if isinstance(sample, Mapping) else getattr(sample, name)
+
+
+class _ImageFiles(Dataset):
+    """Loads and preprocesses images; a failure is returned as a reason string, never raised,
+    so that one bad file in a worker process cannot kill the whole loader."""
+
+    def __init__(self, paths: Sequence[str], preprocess: Callable[[Any], torch.Tensor]):
+        self.paths = list(paths)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            return index, self.preprocess(load_image(self.paths[index])), ""
+        except UnreadableMediaError as exc:  # the reason, not the path: a cached skip may stand for a copy elsewhere
+            return index, None, f"unreadable image: {exc.reason}"
+
+
+def _collate_images(batch: list[tuple[int, torch.Tensor | None, str]]):
+    ok = [(i, px) for i, px, _ in batch if px is not None]
+    failed = [(i, reason) for i, px, reason in batch if px is None]
+    pixels = torch.stack([px for _, px in ok]) if ok else None
+    return [i for i, _ in ok], pixels, failed
+
+
+class FeatureExtractor:
+    """Encodes inputs in batches with ``model`` and caches the embeddings on disk (``cache_dir=None``: no cache)."""
+
+    def __init__(
+        self,
+        model: Any,
+        cache_dir: str | Path | None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        precision: str = "fp32",
+        device: str = "cpu",
+        strict: bool = False,
+        progress: bool = True,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ):
+        if batch_size < 1 or chunk_size < 1 or num_workers < 0:
+            raise ValueError(
+                f"batch_size and chunk_size must be >= 1 and num_workers >= 0; got {batch_size}, {chunk_size}, {num_workers}."
+            )
+        self.model = model
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.precision = precision
+        self.device = device
+        self.strict = strict
+        self.progress = progress
+        self.chunk_size = chunk_size
+        self.stats = CacheStats()
+
+    # ------------------------------------------------------------------ public API
+    def image_features(self, samples: Sequence[Any], normalize: bool = True) -> ImageFeatures:
+        """Embeddings of the images at ``sample.path``; unreadable ones become :class:`Skip` (fatal if strict)."""
+        ids = [str(_field(s, "id")) for s in samples]
+        paths = [str(_field(s, "path")) for s in samples]
+        with ThreadPoolExecutor(max_workers=4) as pool:  # hashing releases the GIL; IO overlaps
+            item_keys = list(pool.map(file_content_key, paths))
+
+        def encode(positions: list[int]) -> Iterator[EncodedItem]:
+            loader = DataLoader(
+                _ImageFiles([paths[p] for p in positions], self.model.preprocess),
+                batch_size=self.batch_size,
+                num_workers=self.num_workers,
+                collate_fn=_collate_images,
+                shuffle=False,
+            )
+            for ok_indices, pixels, failed in loader:
+                for index, reason in failed:
+                    yield positions[index], reason
+                if pixels is not None:
+                    vectors = self._encode_batch(self.model.encode_image, pixels, normalize)
+                    yield from ((positions[i], v) for i, v in zip(ok_indices, vectors))
+
+        params = {"normalize": normalize, "preprocess": self.model.preprocess_fingerprint}
+        vectors, reasons = self._cached("image", params, item_keys, encode)
+        skipped = [Skip(sample_id, reason) for sample_id, reason in zip(ids, reasons) if reason]
+        if skipped and self.strict:
+            first = next(i for i, r in enumerate(reasons) if r)
+            raise FeatureExtractionError(
+                f"Cannot read image {paths[first]} (sample {ids[first]!r}): {reasons[first]}; "
+                "fix or remove the file, or run without --strict to record it as skipped."
+            )
+        kept = [i for i, r in enumerate(reasons) if not r]
+        return ImageFeatures(_stack([vectors[i] for i in kept]), [ids[i] for i in kept], skipped)
+
+    def text_features(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
+        """Embeddings ``[N, D]`` of ``texts`` from the unimodal text tower."""
+        texts = [str(t) for t in texts]
+
+        def encode(positions: list[int]) -> Iterator[EncodedItem]:
+            for start in range(0, len(positions), self.batch_size):
+                batch = positions[start : start + self.batch_size]
+                token_ids = self.model.tokenizer([texts[p] for p in batch])
+                yield from zip(batch, self._encode_batch(self.model.encode_text, token_ids, normalize))
+
+        vectors, _ = self._cached("text", {"normalize": normalize}, [sha256_text(t) for t in texts], encode)
+        return _stack(vectors)
+
+    # ------------------------------------------------------------------ internals
+    def _encode_batch(self, encoder: Callable[..., torch.Tensor], inputs: torch.Tensor, normalize: bool) -> np.ndarray:
+        with torch.no_grad(), self.model.autocast(self.precision):
+            out = encoder(inputs.to(self.device), normalize=normalize)
+        vectors = out.float().cpu().numpy()
+        if not np.isfinite(vectors).all():
+            raise FeatureExtractionError(
+                f"The model produced NaN or infinite features at precision {self.precision}; rerun with --precision fp32."
+            )
+        return vectors
+
+    def _namespace(self, kind: str, params: Mapping[str, Any]) -> str:
+        identity = {
+            "format": CACHE_FORMAT_VERSION,
+            "kind": kind,
+            "model": self.model.fingerprint,
+            "precision": self.precision,
+            "params": dict(params),
+        }
+        return sha256_text(json.dumps(identity, sort_keys=True, default=str))
+
+    def _cached(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        item_keys: list[str],
+        encode: Callable[[list[int]], Iterator[EncodedItem]],
+    ) -> tuple[list[np.ndarray | None], list[str]]:
+        """Per-item vectors (None where skipped) and skip reasons ("" where kept), from cache or ``encode``.
+
+        ``encode(positions)`` must yield every requested position exactly once, in any order
+        within a batch; chunks are written as soon as all their items have arrived.
+        """
+        namespace = self._namespace(kind, params)
+        vectors: list[np.ndarray | None] = [None] * len(item_keys)
+        reasons = [""] * len(item_keys)
+        chunks = [range(s, min(s + self.chunk_size, len(item_keys))) for s in range(0, len(item_keys), self.chunk_size)]
+        missing: list[int] = []  # chunk indices to encode
+        for index, chunk in enumerate(chunks):
+            keys = [item_keys[i] for i in chunk]
+            stored = self._read_chunk(self._chunk_path(kind, namespace, keys), keys)
+            if stored is None:
+                missing.append(index)
+                continue
+            self.stats.chunks_from_cache += 1
+            for position, vector, reason in zip(chunk, *stored):
+                vectors[position], reasons[position] = vector, reason
+        if not missing:
+            return vectors, reasons
+
+        positions = [p for index in missing for p in chunks[index]]
+        pending = {index: len(chunks[index]) for index in missing}
+        chunk_of = {p: index for index in missing for p in chunks[index]}
+        progress = self._progress_bar(len(positions), kind)
+        for position, result in encode(positions):
+            if isinstance(result, str):
+                reasons[position] = result
+            else:
+                vectors[position] = result
+            progress.update(1)
+            index = chunk_of[position]
+            pending[index] -= 1
+            if pending[index] == 0:
+                chunk = chunks[index]
+                keys = [item_keys[i] for i in chunk]
+                self._write_chunk(
+                    self._chunk_path(kind, namespace, keys), keys, [vectors[i] for i in chunk], [reasons[i] for i in chunk]
+                )
+                self.stats.chunks_encoded += 1
+                self.stats.items_encoded += len(chunk)
+        progress.close()
+        unfinished = [i for i, n in pending.items() if n]
+        if unfinished:
+            raise RuntimeError(f"Feature encoding of {kind} returned fewer items than requested (chunks {unfinished}).")
+        return vectors, reasons
+
+    def _chunk_path(self, kind: str, namespace: str, keys: list[str]) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        chunk_key = sha256_text(namespace + "\n" + "\n".join(keys))
+        return self.cache_dir / kind / namespace[:16] / f"{chunk_key}.npz"
+
+    @staticmethod
+    def _read_chunk(path: Path | None, keys: list[str]) -> tuple[list[np.ndarray | None], list[str]] | None:
+        """The chunk's per-item vectors and reasons, or None if absent or unusable (then it is re-encoded)."""
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                stored_keys, reasons, features = stored["item_keys"], stored["skip_reasons"], stored["features"]
+        except Exception:  # a damaged file is a cache miss, never an error
+            return None
+        reasons = [str(r) for r in reasons]
+        if [str(k) for k in stored_keys] != keys or features.shape[0] != sum(not r for r in reasons):
+            return None
+        rows = iter(features)
+        return [None if r else next(rows) for r in reasons], reasons
+
+    @staticmethod
+    def _write_chunk(path: Path | None, keys: list[str], vectors: list[np.ndarray | None], reasons: list[str]) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept = [v for v in vectors if v is not None]
+        features = np.stack(kept).astype(np.float32) if kept else np.zeros((0, 0), dtype=np.float32)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, item_keys=np.array(keys), skip_reasons=np.array(reasons, dtype=str), features=features)
+            os.replace(tmp, path)  # atomic: readers see the whole chunk or none of it
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _progress_bar(self, total: int, kind: str):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"encode {kind}s", unit=kind, disable=not self.progress, leave=False)
+
+
+def _stack(vectors: Sequence[np.ndarray | None]) -> np.ndarray:
+    kept = [v for v in vectors if v is not None]
+    return np.stack(kept).astype(np.float32, copy=False) if kept else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,113 @@
+"""Classification metrics and the zero-shot classifier head (pure numpy).
+
+Conventions, chosen so that every number here agrees with every other:
+- Ties between class scores are broken by class index, lowest first, exactly as
+  ``np.argmax`` does. A sample's top-1 prediction, its top-k hits and the
+  per-class recall therefore never disagree about the same tie.
+- Top-k accuracy for k larger than the number of classes is NaN (as in
+  CLIP_benchmark), not 1.0, so a 3-class subset never reports a perfect "acc5".
+- ``mean_per_class_recall`` equals sklearn's ``balanced_accuracy_score``: the mean,
+  over the classes present in ``labels``, of each class's recall.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+
+def _check_logits_labels(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be a [samples, classes] array; got shape {logits.shape}.")
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"labels must have one entry per row of logits ({logits.shape[0]}); got shape {labels.shape}.")
+    if logits.shape[0] == 0:
+        raise ValueError("There are no samples to score; check the dataset and --limit.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer class indices; got dtype {labels.dtype}.")
+    if labels.min() < 0 or labels.max() >= logits.shape[1]:
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]}); got values from {labels.min()} to {labels.max()}.")
+    if np.isnan(logits).any():
+        raise ValueError("logits contain NaN; the model produced invalid scores (try --precision fp32).")
+    return logits, labels
+
+
+def true_class_rank(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """0-based rank of each sample's true class (0 = top-1), ties broken by class index."""
+    logits, labels = _check_logits_labels(logits, labels)
+    rows = np.arange(len(labels))
+    true_scores = logits[rows, labels][:, None]
+    beats = logits > true_scores
+    ties_before = (logits == true_scores) & (np.arange(logits.shape[1])[None, :] < labels[:, None])
+    return (beats | ties_before).sum(axis=1)
+
+
+def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Per-sample booleans: is the true class among the top ``k`` scores?"""
+    if k < 1:
+        raise ValueError(f"k must be at least 1; got {k}.")
+    return true_class_rank(logits, labels) < k
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, ks: Iterable[int] = (1, 5)) -> dict[str, float]:
+    """``{"acc1": ..., "acc5": ...}``: fraction of samples whose true class is in the top k; NaN when k > classes."""
+    logits, labels = _check_logits_labels(logits, labels)
+    ranks = true_class_rank(logits, labels)
+    num_classes = logits.shape[1]
+    return {f"acc{k}": float("nan") if k > num_classes else float(np.mean(ranks < k)) for k in ks}
+
+
+def mean_per_class_recall(preds: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over the classes present in ``labels`` of the fraction of that class predicted correctly."""
+    preds = np.asarray(preds)
+    labels = np.asarray(labels)
+    if preds.shape != labels.shape or preds.ndim != 1:
+        raise ValueError(f"preds and labels must be 1-D arrays of equal length; got shapes {preds.shape} and {labels.shape}.")
+    if labels.size == 0:
+        raise ValueError("There are no samples to score; check the dataset and --limit.")
+    classes = np.unique(labels)
+    recalls = [np.mean(preds[labels == c] == c) for c in classes]
+    return float(np.mean(recalls))
+
+
+def zero_shot_classifier(class_text_embeddings: np.ndarray) -> np.ndarray:
+    """Class weights ``[C, D]`` from template embeddings ``[C, T, D]``.
+
+    Each template embedding is L2-normalised, the templates are averaged, and the mean
+    is normalised again (CLIP / open_clip ``build_zero_shot_classifier``), so that every
+    class competes on direction alone whatever its number of templates.
+    """
+    emb = np.asarray(class_text_embeddings, dtype=np.float64)
+    if emb.ndim != 3 or 0 in emb.shape:
+        raise ValueError(f"class_text_embeddings must be a non-empty [classes, templates, dim] array; got shape {emb.shape}.")
+    norms = np.linalg.norm(emb, axis=-1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError("A class text embedding has zero norm; the text encoder produced a degenerate embedding.")
+    mean = (emb / norms).mean(axis=1)
+    mean_norms = np.linalg.norm(mean, axis=-1, keepdims=True)
+    if (mean_norms == 0).any():
+        raise ValueError("A class's template embeddings cancel out to zero; its zero-shot weight is undefined.")
+    return (mean / mean_norms).astype(np.float32)
+
+
+def classification_metrics_from_samples(
+    samples: Sequence[Mapping[str, Any]], ks: Iterable[int] = (1, 5)
+) -> dict[str, float]:
+    """Recompute accuracy and mean per-class recall from per-sample records (for the bootstrap).
+
+    Each record carries ``label``, ``pred`` (top-1 class) and ``acc{k}`` (0/1 hit); a missing
+    ``acc{k}`` field means k exceeded the number of classes, so that accuracy is NaN.
+    """
+    if not samples:
+        raise ValueError("There are no samples to score.")
+    metrics: dict[str, float] = {}
+    for k in ks:
+        name = f"acc{k}"
+        hits = [s.get(name) for s in samples]
+        metrics[name] = float("nan") if any(h is None for h in hits) else float(np.mean(np.asarray(hits, dtype=float)))
+    metrics["mean_per_class_recall"] = mean_per_class_recall(
+        np.array([s["pred"] for s in samples]), np.array([s["label"] for s in samples])
+    )
+    return metrics

@@ -1,0 +1,248 @@
+"""The CoCa network: image encoder with attentional poolers, unimodal text layers, multimodal decoder, losses.
+
+Mirrors the paper (Yu et al. 2022) and loads open_clip's released weights exactly (see ``checkpoints.py`` for the
+key mapping). Decoding goes through :class:`DecodingSession`, which owns the key/value caches so that the search
+strategies in ``generation.py`` never touch model internals.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import CocaConfig
+from .layers import AttentionalPooler, Block, CrossBlock, KVCache
+
+
+class ImageEncoder(nn.Module):
+    def __init__(self, cfg: CocaConfig) -> None:
+        super().__init__()
+        v, width = cfg.vision, cfg.vision.width
+        pool_dim = cfg.text.width  # the decoder cross-attends to the pooler outputs
+        grid = v.image_size // v.patch_size
+        self.pooler_kind = v.pooler
+        self.patch_embed = nn.Conv2d(3, width, kernel_size=v.patch_size, stride=v.patch_size, bias=False)
+        self.class_embedding = nn.Parameter(torch.randn(width) * width**-0.5)
+        self.positional_embedding = nn.Parameter(torch.randn(grid * grid + 1, width) * width**-0.5)
+        self.ln_pre = nn.LayerNorm(width)
+        self.blocks = nn.ModuleList(Block(width, v.heads, v.mlp_dim) for _ in range(v.layers))
+        self.gen_pooler = AttentionalPooler(pool_dim, width, v.pooler_heads, v.pooler_queries)
+        if v.pooler == "open_clip":
+            self.con_pooler = None
+            self.ln_post = nn.LayerNorm(pool_dim)
+        else:
+            self.con_pooler = AttentionalPooler(pool_dim, pool_dim if v.pooler == "cascade" else width, v.pooler_heads, 1)
+            self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(torch.randn(pool_dim, cfg.embed_dim) * pool_dim**-0.5)
+
+    def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Encoder output before pooling: [B, 1 + patches, width] (class token first)."""
+        x = self.patch_embed(pixels).flatten(2).transpose(1, 2)
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        x = self.ln_pre(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def pool(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(contrastive embedding [B, E] before normalisation, tokens the decoder attends to [B, M, D])."""
+        if self.con_pooler is None:  # open_clip: the first of the n_query outputs is the contrastive one
+            x = self.ln_post(self.gen_pooler(tokens))
+            pooled, decoder_tokens = x[:, 0], x[:, 1:]
+        else:
+            x = self.ln_post(tokens)
+            decoder_tokens = self.gen_pooler(x)
+            pooled = self.con_pooler(decoder_tokens if self.pooler_kind == "cascade" else x)[:, 0]
+        return pooled @ self.proj, decoder_tokens
+
+
+def causal_mask(length: int, device: torch.device) -> torch.Tensor:
+    return torch.ones(length, length, dtype=torch.bool, device=device).tril()
+
+
+class TextEncoder(nn.Module):
+    """The unimodal text layers: causal self-attention only; a learned [CLS] appended last gives the text embedding."""
+
+    def __init__(self, cfg: CocaConfig) -> None:
+        super().__init__()
+        t = cfg.text
+        self.pad_id, self.legacy_cls_mask = t.pad_id, t.legacy_cls_mask
+        self.token_embedding = nn.Embedding(t.vocab_size, t.width)
+        self.cls_emb = nn.Parameter(torch.randn(t.width) * 0.01)
+        self.positional_embedding = nn.Parameter(torch.randn(t.context_length + 1, t.width) * 0.01)
+        self.blocks = nn.ModuleList(Block(t.width, t.heads, t.mlp_dim) for _ in range(t.unimodal_layers))
+        self.ln_final = nn.LayerNorm(t.width)
+        self.text_projection = nn.Parameter(torch.randn(t.width, cfg.embed_dim) * t.width**-0.5)
+
+    def key_valid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Which token positions may be attended to: [B, L] bool.
+
+        With the legacy mask (released open_clip weights) the validity vector is shifted right by one: position 0
+        is always valid and position p is valid when token p-1 is not padding.
+        """
+        valid = tokens != self.pad_id
+        if self.legacy_cls_mask:
+            return torch.cat([torch.ones_like(valid[:, :1]), valid[:, :-1]], dim=1)
+        return valid
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(text embedding [B, E] before normalisation, token outputs [B, L, W] that feed the decoder)."""
+        b, length = tokens.shape
+        x = self.token_embedding(tokens)
+        x = torch.cat([x, self.cls_emb.to(x.dtype).expand(b, 1, -1)], dim=1)
+        x = x + self.positional_embedding[: length + 1].to(x.dtype)
+        valid = tokens != self.pad_id
+        cls_valid = torch.ones_like(valid[:, :1])
+        # the key mask over [tokens..., CLS]: legacy shifts the vector by one (the CLS key takes token L-1's validity)
+        keys = torch.cat([cls_valid, valid] if self.legacy_cls_mask else [valid, cls_valid], dim=1)
+        mask = causal_mask(length + 1, tokens.device)[None, None] & keys[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_final(x[:, -1]) @ self.text_projection, x[:, :-1]
+
+
+class MultimodalDecoder(nn.Module):
+    """Causal self-attention plus cross-attention to the image tokens in every layer, then the vocabulary head."""
+
+    def __init__(self, cfg: CocaConfig) -> None:
+        super().__init__()
+        t = cfg.text
+        self.self_blocks = nn.ModuleList(Block(t.width, t.heads, t.mlp_dim) for _ in range(t.multimodal_layers))
+        self.cross_blocks = nn.ModuleList(CrossBlock(t.width, t.heads, t.mlp_dim) for _ in range(t.multimodal_layers))
+        self.ln_final = nn.LayerNorm(t.width)
+        self.lm_head = nn.Parameter(torch.randn(t.width, t.vocab_size) * t.width**-0.5)
+
+    def image_kv(self, image_tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [block.image_kv(image_tokens) for block in self.cross_blocks]
+
+    def features(self, text_tokens: torch.Tensor, image_kv: list, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """Multimodal features [B, L, W] after the final norm (what probes and VQA heads read)."""
+        mask = None if caches is not None else causal_mask(text_tokens.shape[1], text_tokens.device)
+        x = text_tokens
+        for i, (self_block, cross_block) in enumerate(zip(self.self_blocks, self.cross_blocks)):
+            x = self_block(x, mask, caches[i] if caches is not None else None)
+            x = cross_block(x, image_kv[i])
+        return self.ln_final(x)
+
+    def forward(self, text_tokens: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+        return self.features(text_tokens, self.image_kv(image_tokens)) @ self.lm_head
+
+
+class CoCa(nn.Module):
+    def __init__(self, cfg: CocaConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.visual = ImageEncoder(cfg)
+        self.text = TextEncoder(cfg)
+        self.decoder = MultimodalDecoder(cfg)
+        self.logit_scale = nn.Parameter(torch.tensor(cfg.init_logit_scale))
+
+    def image_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.visual.pool(self.visual.tokens(pixels))
+
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        latent = self.image_features(pixels)[0]
+        return F.normalize(latent, dim=-1) if normalize else latent
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        latent = self.text(tokens)[0]
+        return F.normalize(latent, dim=-1) if normalize else latent
+
+    def forward(self, pixels: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Teacher-forced pass: position i predicts token i + 1."""
+        image_latent, image_tokens = self.image_features(pixels)
+        text_latent, token_outputs = self.text(tokens)
+        logits = self.decoder(token_outputs[:, :-1], image_tokens)
+        return {
+            "image_features": F.normalize(image_latent, dim=-1),
+            "text_features": F.normalize(text_latent, dim=-1),
+            "logits": logits,
+            "labels": tokens[:, 1:],
+            "logit_scale": self.logit_scale.exp(),
+        }
+
+    def loss(self, pixels: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """lambda_con * L_con + lambda_cap * L_cap (paper: 1.0 and 2.0); padding is ignored in L_cap."""
+        out = self(pixels, tokens)
+        contrastive = contrastive_loss(out["image_features"], out["text_features"], out["logit_scale"])
+        caption = F.cross_entropy(out["logits"].transpose(1, 2), out["labels"], ignore_index=self.cfg.text.pad_id)
+        total = self.cfg.contrastive_loss_weight * contrastive + self.cfg.caption_loss_weight * caption
+        return {"contrastive_loss": contrastive, "caption_loss": caption, "loss": total}
+
+    def start_decoding(self, image_tokens: torch.Tensor, max_len: int, use_cache: bool = True) -> "DecodingSession":
+        return DecodingSession(self, image_tokens, max_len, use_cache)
+
+
+def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over the batch with a learnable temperature (CLIP/CoCa)."""
+    logits = logit_scale * image_features @ text_features.T
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+class DecodingSession:
+    """Incremental decoding state for a batch of rows: feed one token per row, get next-token logits.
+
+    With ``use_cache`` the unimodal and multimodal self-attention keep key/value caches and the cross-attention
+    keys/values over the image tokens are computed once. Without it every step re-runs the whole prefix, like
+    open_clip's ``generate``; both paths give the same logits up to float rounding.
+    """
+
+    def __init__(self, model: CoCa, image_tokens: torch.Tensor, max_len: int, use_cache: bool) -> None:
+        self.model, self.use_cache, self.max_len = model, use_cache, max_len
+        self.image_kv = model.decoder.image_kv(image_tokens)
+        self.prefix = image_tokens.new_zeros(image_tokens.shape[0], 0, dtype=torch.long)
+        if use_cache:
+            self.text_caches = [KVCache(max_len) for _ in model.text.blocks]
+            self.decoder_caches = [KVCache(max_len) for _ in model.decoder.self_blocks]
+            self.key_valid = torch.zeros(image_tokens.shape[0], 0, dtype=torch.bool, device=image_tokens.device)
+
+    @property
+    def length(self) -> int:
+        return self.prefix.shape[1]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append ``tokens`` [B] at the next position; return logits [B, vocab] for the position after it."""
+        if self.length >= self.max_len:
+            raise ValueError(f"Decoding session is full ({self.max_len} positions).")
+        previous = self.prefix[:, -1:] if self.length else None
+        self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)
+        if not self.use_cache:
+            token_outputs = self._uncached_text(self.prefix)
+            return (self.model.decoder.features(token_outputs, self.image_kv)[:, -1] @ self.model.decoder.lm_head)
+        text = self.model.text
+        position = self.length - 1
+        x = text.token_embedding(tokens[:, None]) + text.positional_embedding[position]
+        if text.legacy_cls_mask:
+            new_valid = torch.ones_like(tokens[:, None], dtype=torch.bool) if previous is None else previous != text.pad_id
+        else:
+            new_valid = tokens[:, None] != text.pad_id
+        self.key_valid = torch.cat([self.key_valid, new_valid], dim=1)
+        mask = None if bool(self.key_valid.all()) else self.key_valid[:, None, None, :]
+        for block, cache in zip(text.blocks, self.text_caches):
+            x = block(x, mask, cache)
+        features = self.model.decoder.features(x, self.image_kv, self.decoder_caches)
+        return features[:, -1] @ self.model.decoder.lm_head
+
+    def _uncached_text(self, prefix: torch.Tensor) -> torch.Tensor:
+        text = self.model.text
+        x = text.token_embedding(prefix) + text.positional_embedding[: prefix.shape[1]]
+        mask = causal_mask(prefix.shape[1], prefix.device)[None, None] & text.key_valid(prefix)[:, None, None, :]
+        for block in text.blocks:
+            x = block(x, mask)
+        return x
+
+    def select(self, index: torch.Tensor, same_images: bool = False) -> None:
+        """Keep and reorder rows (beam reordering, or dropping finished rows).
+
+        ``same_images``: the caller guarantees every row keeps its image (beams reorder within one image), so the
+        cross-attention keys/values need no copy.
+        """
+        self.prefix = self.prefix.index_select(0, index)
+        if not same_images:
+            self.image_kv = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.image_kv]
+        if self.use_cache:
+            self.key_valid = self.key_valid.index_select(0, index)
+            for cache in self.text_caches + self.decoder_caches:
+                cache.select(index)

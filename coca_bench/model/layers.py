@@ -1,0 +1,143 @@
+"""Transformer building blocks shared by the image encoder, the text layers and the poolers.
+
+Attention runs through ``F.scaled_dot_product_attention`` with fused projections. Self-attention can append to a
+:class:`KVCache`; cross-attention takes keys and values computed once per image (:meth:`CrossAttention.image_kv`),
+which is what makes cached captioning cheap.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class KVCache:
+    """Keys and values of one self-attention layer, preallocated to ``max_len`` positions."""
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+        self.length = 0
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, h, t, d = k.shape
+        if self.k is None:
+            self.k = k.new_empty(b, h, self.max_len, d)
+            self.v = v.new_empty(b, h, self.max_len, d)
+        end = self.length + t
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; cannot append up to position {end}.")
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+    def select(self, index: torch.Tensor) -> None:
+        """Keep (and reorder) batch rows: beam reordering and dropping finished sequences."""
+        if self.k is not None:
+            self.k = self.k.index_select(0, index)
+            self.v = self.v.index_select(0, index)
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    b, t, _ = x.shape
+    return x.view(b, t, heads, -1).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        """``mask``: boolean, True where a query may attend a key, broadcastable to [B, H, Tq, Tk]."""
+        q, k, v = (_split_heads(t, self.heads) for t in self.qkv(x).chunk(3, dim=-1))
+        if cache is not None:
+            k, v = cache.append(k, v)
+        return self.out(_merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask)))
+
+
+class CrossAttention(nn.Module):
+    """Queries from one sequence, keys and values from another (image tokens, or a pooler's input)."""
+
+    def __init__(self, dim: int, heads: int, kv_dim: int | None = None) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(kv_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def image_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv(context).chunk(2, dim=-1)
+        return _split_heads(k, self.heads), _split_heads(v, self.heads)
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        q = _split_heads(self.q(x), self.heads)
+        return self.out(_merge_heads(F.scaled_dot_product_attention(q, kv[0], kv[1])))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, hidden)
+        self.proj = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.gelu(self.fc(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm residual self-attention + MLP (image encoder layers, unimodal text layers, decoder self-attention)."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, mlp_dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class CrossBlock(nn.Module):
+    """Pre-norm residual cross-attention to the image tokens + MLP (the multimodal half of a decoder layer)."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.ln_1_kv = nn.LayerNorm(dim)
+        self.attn = CrossAttention(dim, heads)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, mlp_dim)
+
+    def image_kv(self, image_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.attn.image_kv(self.ln_1_kv(image_tokens))
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv)
+        return x + self.mlp(self.ln_2(x))
+
+
+class AttentionalPooler(nn.Module):
+    """One multi-head attention layer with ``n_queries`` learned queries over the input tokens (CoCa's poolers)."""
+
+    def __init__(self, dim: int, context_dim: int, heads: int, n_queries: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(n_queries, dim) * dim**-0.5)
+        self.ln_q = nn.LayerNorm(dim)
+        self.ln_k = nn.LayerNorm(context_dim)
+        self.attn = CrossAttention(dim, heads, kv_dim=context_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        q = self.ln_q(self.query).unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        return self.attn(q, self.attn.image_kv(self.ln_k(tokens)))

@@ -1,0 +1,102 @@
+import hashlib
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from coca_bench import registry
+from coca_bench.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+README_PLUGIN = textwrap.dedent(
+    '''
+    from coca_bench.registry import TaskResult, register_task
+
+
+    @register_task("my_plugin_task", groups=("custom", "image"), dataset="mine", metrics=["score"])
+    def my_plugin_task(ctx, params):
+        """My own task, found through --plugins."""
+        samples = [{"id": str(i), "score": i % 2} for i in range(4)]
+        return TaskResult(metrics={"score": 0.5}, samples=samples, split="test")
+    '''
+)
+
+
+def identity_only_model(spec: str) -> SimpleNamespace:
+    """A model handle with identity but no encoders: the plugin task never encodes."""
+    digest = hashlib.sha256(spec.encode()).hexdigest()
+    return SimpleNamespace(name=spec, spec=spec, weights_sha256=digest, fingerprint=digest, preprocess_fingerprint="p")
+
+
+@pytest.fixture(autouse=True)
+def clean_registry():
+    registry._clear_for_tests()
+    yield
+    registry._clear_for_tests()
+
+
+@pytest.fixture
+def plugin_dir(tmp_path):
+    folder = tmp_path / "my_plugins"
+    folder.mkdir()
+    (folder / "my_task.py").write_text(README_PLUGIN)
+    return folder
+
+
+def test_tasks_list_shows_builtin_and_plugin_tasks_without_importing_torch(plugin_dir):
+    code = (
+        "import sys\n"
+        "from coca_bench.cli import main\n"
+        f"code = main(['--tasks', 'list', '--plugins', {str(plugin_dir)!r}])\n"
+        "heavy = sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules)\n"
+        "print('HEAVY:', heavy)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "HEAVY: []" in lines
+    mine = next(line for line in lines if line.startswith("my_plugin_task"))
+    assert "custom,image" in mine and "My own task, found through --plugins." in mine
+    assert any(line.startswith("imagenet_zeroshot") and "zeroshot" in line for line in lines)
+
+
+def test_run_suite_py_shim_lists_tasks():
+    done = subprocess.run(
+        [sys.executable, "run_suite.py", "--tasks", "list"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "imagenet_zeroshot" in done.stdout
+
+
+def test_user_errors_are_one_line_on_stderr_with_exit_2(plugin_dir, capsys):
+    assert main(["--tasks", "no_such_task", "--plugins", str(plugin_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no_such_task" in err[0]
+
+    assert main(["--tasks", "list", "--plugins", str(plugin_dir / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_plugin_task_runs_from_the_cli_and_compare_reports_it(plugin_dir, tmp_path, monkeypatch, capsys):
+    from coca_bench import runner
+
+    monkeypatch.setattr(runner, "_load_bundled_model", lambda spec, device: identity_only_model(spec))
+    out = tmp_path / "out"
+    common = ["--plugins", str(plugin_dir), "--output", str(out), "--data-root", str(tmp_path), "--device", "cpu",
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--num-workers", "0", "--tasks", "custom"]
+    assert main([*common, "--checkpoint", "a=spec-a", "--checkpoint", "b=spec-b"]) == 0
+    printed = capsys.readouterr().out
+    assert "my_plugin_task" in printed and "score=0.5000" in printed
+    assert (out / "a" / "my_plugin_task.json").is_file() and (out / "b" / "my_plugin_task.json").is_file()
+
+    assert main(["compare", "--output", str(out), "--plugins", str(plugin_dir), "--resamples", "50"]) == 0
+    assert "my_plugin_task" in capsys.readouterr().out
+    assert (out / "comparison.md").is_file()
+
+    assert main(["compare", "--output", str(out), "--baseline", "zzz"]) == 2
+    assert "error: --baseline 'zzz'" in capsys.readouterr().err

@@ -1,0 +1,222 @@
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from coca_bench.features import FeatureExtractionError, FeatureExtractor, default_cache_dir
+
+DIM = 4
+_IMAGE_PROJECTION = torch.tensor(np.random.default_rng(0).normal(size=(3, DIM)), dtype=torch.float32)
+_TEXT_PROJECTION = torch.tensor(np.random.default_rng(1).normal(size=(16, DIM)), dtype=torch.float32)
+
+
+def _to_pixels(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def _tokenize(texts: list[str]) -> torch.Tensor:
+    ids = torch.zeros(len(texts), 16, dtype=torch.long)
+    for row, text in enumerate(texts):
+        codes = list(text.encode("utf-8"))[:16]
+        ids[row, : len(codes)] = torch.tensor(codes)
+    return ids
+
+
+class FakeModel:
+    """The model-handle API the feature extractor relies on, deterministic, counting encoded items."""
+
+    def __init__(self, fingerprint: str = "model-a", preprocess_fingerprint: str = "pre-a", fail_after_images: int | None = None):
+        self.name = "fake"
+        self.spec = "fake"
+        self.weights_sha256 = "0" * 64
+        self.fingerprint = fingerprint
+        self.preprocess_fingerprint = preprocess_fingerprint
+        self.preprocess = _to_pixels
+        self.tokenizer = _tokenize
+        self.device = "cpu"
+        self.images_encoded = 0
+        self.texts_encoded = 0
+        self.fail_after_images = fail_after_images
+
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        if self.fail_after_images is not None and self.images_encoded >= self.fail_after_images:
+            raise KeyboardInterrupt  # an interrupted run
+        self.images_encoded += len(pixels)
+        out = pixels.mean(dim=(2, 3)) @ _IMAGE_PROJECTION + 0.01
+        return torch.nn.functional.normalize(out, dim=-1) if normalize else out
+
+    def encode_text(self, ids: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        self.texts_encoded += len(ids)
+        out = ids.float() @ _TEXT_PROJECTION + 0.01
+        return torch.nn.functional.normalize(out, dim=-1) if normalize else out
+
+    def autocast(self, precision: str):
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    path: Path
+
+
+def make_images(folder: Path, count: int) -> list[Sample]:
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for i in range(count):
+        path = folder / f"img{i}.png"
+        Image.new("RGB", (10, 10), color=(20 * i % 256, 255 - 30 * i % 256, 7 * i % 256)).save(path)
+        samples.append(Sample(f"s{i}", path))
+    return samples
+
+
+def extractor(model: FakeModel, cache: Path, **kwargs) -> FeatureExtractor:
+    kwargs = {"batch_size": 2, "chunk_size": 3, "progress": False, **kwargs}
+    return FeatureExtractor(model, cache, **kwargs)
+
+
+def test_second_run_hits_the_cache_without_calling_the_model(tmp_path):
+    samples = make_images(tmp_path / "img", 7)
+    first = extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    assert first.features.shape == (7, DIM) and first.kept_ids == [s.id for s in samples]
+
+    model = FakeModel()
+    again = extractor(model, tmp_path / "cache").image_features(samples)
+    assert model.images_encoded == 0
+    np.testing.assert_array_equal(again.features, first.features)
+    assert again.kept_ids == first.kept_ids
+
+
+def test_rows_follow_input_order_and_match_direct_encoding(tmp_path):
+    samples = make_images(tmp_path / "img", 5)
+    features = extractor(FakeModel(), tmp_path / "cache").image_features(samples).features
+    model = FakeModel()
+    direct = model.encode_image(torch.stack([_to_pixels(Image.open(s.path).convert("RGB")) for s in samples]))
+    np.testing.assert_allclose(features, direct.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fingerprint": "model-b"},
+        {"preprocess_fingerprint": "pre-b"},
+        {"precision": "bf16"},
+    ],
+    ids=["model fingerprint", "preprocess fingerprint", "precision"],
+)
+def test_changing_a_key_input_misses(tmp_path, change):
+    samples = make_images(tmp_path / "img", 4)
+    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    precision = change.pop("precision", "fp32")
+    model = FakeModel(**change)
+    extractor(model, tmp_path / "cache", precision=precision).image_features(samples)
+    assert model.images_encoded == 4
+
+
+def test_changing_a_files_bytes_misses_only_its_chunk(tmp_path):
+    samples = make_images(tmp_path / "img", 6)  # chunks: [0,1,2] [3,4,5]
+    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    Image.new("RGB", (10, 10), color=(1, 2, 3)).save(samples[4].path)
+    model = FakeModel()
+    result = extractor(model, tmp_path / "cache").image_features(samples)
+    assert model.images_encoded == 3
+    fresh = extractor(FakeModel(), None).image_features(samples)  # no cache: ground truth
+    np.testing.assert_allclose(result.features, fresh.features, atol=1e-6)
+
+
+def test_same_bytes_under_another_path_hit(tmp_path):
+    samples = make_images(tmp_path / "a", 3)
+    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    copies = []
+    for s in samples:
+        target = tmp_path / "b" / s.path.name
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(s.path.read_bytes())
+        copies.append(Sample("copy-" + s.id, target))
+    model = FakeModel()
+    result = extractor(model, tmp_path / "cache").image_features(copies)
+    assert model.images_encoded == 0 and result.kept_ids == [c.id for c in copies]
+
+
+def test_text_cache_hits_and_a_changed_text_misses(tmp_path):
+    texts = ["a photo of a cat.", "a photo of a dog.", "a bird", "a fish"]
+    first = extractor(FakeModel(), tmp_path / "cache").text_features(texts)
+    assert first.shape == (4, DIM)
+
+    model = FakeModel()
+    np.testing.assert_array_equal(extractor(model, tmp_path / "cache").text_features(texts), first)
+    assert model.texts_encoded == 0
+
+    model = FakeModel()
+    extractor(model, tmp_path / "cache").text_features(texts[:3] + ["a fish!"])
+    assert model.texts_encoded == 1  # chunk_size 3: only the last chunk holds the changed text
+
+
+def test_unreadable_image_is_a_skip_and_the_cached_chunk_reproduces_it(tmp_path):
+    samples = make_images(tmp_path / "img", 4)
+    samples[1].path.write_bytes(b"not an image")
+    samples.append(Sample("missing", tmp_path / "img" / "nope.png"))
+    result = extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    assert result.kept_ids == ["s0", "s2", "s3"]
+    assert [s.sample_id for s in result.skipped] == ["s1", "missing"]
+    assert all(s.reason.startswith("unreadable image") for s in result.skipped)
+    assert result.features.shape == (3, DIM)
+
+    model = FakeModel()
+    again = extractor(model, tmp_path / "cache").image_features(samples)
+    assert model.images_encoded == 0
+    assert [(s.sample_id, s.reason) for s in again.skipped] == [(s.sample_id, s.reason) for s in result.skipped]
+
+
+def test_strict_makes_an_unreadable_image_fatal_naming_the_file_even_from_cache(tmp_path):
+    samples = make_images(tmp_path / "img", 3)
+    samples[2].path.write_bytes(b"garbage")
+    with pytest.raises(FeatureExtractionError, match=r"img2\.png"):
+        extractor(FakeModel(), tmp_path / "cache", strict=True).image_features(samples)
+    with pytest.raises(FeatureExtractionError, match=r"img2\.png"):  # now the chunk is cached
+        extractor(FakeModel(), tmp_path / "cache", strict=True).image_features(samples)
+
+
+def test_interrupted_run_keeps_finished_chunks(tmp_path):
+    samples = make_images(tmp_path / "img", 9)  # chunks of 3, batches of 2
+    with pytest.raises(KeyboardInterrupt):
+        extractor(FakeModel(fail_after_images=4), tmp_path / "cache").image_features(samples)
+    model = FakeModel()
+    extractor(model, tmp_path / "cache").image_features(samples)
+    assert model.images_encoded == 6  # the first chunk survived the interruption
+
+
+def test_damaged_chunk_file_is_a_miss_not_an_error(tmp_path):
+    samples = make_images(tmp_path / "img", 3)
+    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    (chunk,) = (tmp_path / "cache").rglob("*.npz")
+    chunk.write_bytes(b"truncated")
+    model = FakeModel()
+    extractor(model, tmp_path / "cache").image_features(samples)
+    assert model.images_encoded == 3
+
+
+def test_worker_processes_give_the_same_features(tmp_path):
+    samples = make_images(tmp_path / "img", 4)
+    in_process = extractor(FakeModel(), None).image_features(samples)
+    with_workers = extractor(FakeModel(), None, num_workers=1).image_features(samples)
+    np.testing.assert_array_equal(in_process.features, with_workers.features)
+
+
+def test_nan_features_are_refused_not_cached(tmp_path):
+    model = FakeModel()
+    model.encode_text = lambda ids, normalize=True: torch.full((len(ids), DIM), float("nan"))
+    with pytest.raises(FeatureExtractionError, match="fp32"):
+        extractor(model, tmp_path / "cache").text_features(["x"])
+    assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("COCA_BENCH_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "features"
+    monkeypatch.delenv("COCA_BENCH_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "coca_bench" / "features"

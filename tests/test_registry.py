@@ -1,0 +1,87 @@
+import textwrap
+
+import pytest
+
+from coca_bench import registry
+from coca_bench.registry import RegistryError, load_plugins, select_tasks
+
+
+@pytest.fixture(autouse=True)
+def clean_registry():
+    registry._clear_for_tests()
+    yield
+    registry._clear_for_tests()
+
+
+def write_plugin(folder, filename, name, groups=("g",), body="raise NotImplementedError"):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            from coca_bench.registry import register_task
+
+            @register_task({name!r}, groups={tuple(groups)!r}, dataset="d", metrics=["m"], params={{"p": 1}})
+            def run(ctx, params):
+                '''A test task.'''
+                {body}
+            """
+        )
+    )
+    return path
+
+
+def test_plugin_that_fails_to_import_names_its_file(tmp_path):
+    (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
+    with pytest.raises(RegistryError, match=r"broken\.py.*ModuleNotFoundError"):
+        load_plugins([tmp_path], entry_points=False)
+
+
+def test_duplicate_task_name_across_two_files_names_both(tmp_path):
+    first = write_plugin(tmp_path, "a_first.py", "same")
+    second = write_plugin(tmp_path, "b_second.py", "same")
+    with pytest.raises(RegistryError) as info:
+        load_plugins([tmp_path], entry_points=False)
+    assert str(first) in str(info.value) and str(second) in str(info.value)
+
+
+def test_loading_the_same_folder_twice_is_not_a_duplicate(tmp_path):
+    write_plugin(tmp_path, "one.py", "once")
+    load_plugins([tmp_path], entry_points=False)
+    assert list(load_plugins([tmp_path], entry_points=False)) == ["once"]
+
+
+def test_missing_plugin_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(RegistryError, match="does not exist"):
+        load_plugins([tmp_path / "nowhere"], entry_points=False)
+
+
+def test_select_by_name_group_and_all_in_registry_order_without_repeats(tmp_path):
+    write_plugin(tmp_path, "a.py", "alpha", groups=("image", "zeroshot"))
+    write_plugin(tmp_path, "b.py", "beta", groups=("image",))
+    write_plugin(tmp_path, "c.py", "gamma", groups=("video",))
+    load_plugins([tmp_path], entry_points=False)
+    assert [t.name for t in select_tasks("all")] == ["alpha", "beta", "gamma"]
+    assert [t.name for t in select_tasks("image")] == ["alpha", "beta"]
+    assert [t.name for t in select_tasks("gamma, zeroshot,alpha")] == ["gamma", "alpha"]
+
+
+def test_unknown_selector_lists_tasks_and_groups(tmp_path):
+    write_plugin(tmp_path, "a.py", "alpha", groups=("image",))
+    load_plugins([tmp_path], entry_points=False)
+    with pytest.raises(RegistryError, match=r"'nope'.*alpha.*image"):
+        select_tasks("alpha,nope")
+
+
+def test_unknown_parameter_override_is_refused(tmp_path):
+    write_plugin(tmp_path, "a.py", "alpha")
+    (spec,) = load_plugins([tmp_path], entry_points=False).values()
+    assert spec.resolve_params({"p": 2}) == {"p": 2}
+    with pytest.raises(RegistryError, match="no parameter"):
+        spec.resolve_params({"q": 2})
+
+
+def test_description_defaults_to_the_docstring_and_source_to_the_file(tmp_path):
+    path = write_plugin(tmp_path, "a.py", "alpha")
+    (spec,) = load_plugins([tmp_path], entry_points=False).values()
+    assert spec.description == "A test task." and spec.source == str(path)

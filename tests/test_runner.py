@@ -1,0 +1,223 @@
+import contextlib
+import csv
+import hashlib
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from coca_bench import registry
+from coca_bench.runner import RunConfig, RunError, check_precision, parse_checkpoint_arg, run_suite
+
+PLUGIN = textwrap.dedent(
+    '''
+    """Tasks for the runner tests, written the way the README tells plugin authors to."""
+    import random
+    from pathlib import Path
+
+    from coca_bench.registry import MetricSpec, TaskResult, register_task
+
+    CALLS = Path(__file__).with_name("calls.log")
+
+
+    def _count(name):
+        with CALLS.open("a") as handle:
+            handle.write(name + "\\n")
+
+
+    @register_task("fake_ok", groups=("fake",), dataset="fake", metrics=[MetricSpec("acc")], params={"threshold": 0.5})
+    def fake_ok(ctx, params):
+        """Fraction of values above a threshold."""
+        _count("fake_ok")
+        labels = ctx.data_root / "fake" / "labels.txt"
+        values = [float(x) for x in labels.read_text().split()][: ctx.limit]
+        text = ctx.features.text_features(["a cat", "a dog"])
+        samples = [{"id": str(i), "acc": int(v > params["threshold"])} for i, v in enumerate(values)]
+        return TaskResult(
+            metrics={"acc": sum(s["acc"] for s in samples) / len(samples)},
+            samples=samples,
+            split="test",
+            annotation_files=[labels],
+            extra_config={"text_dim": int(text.shape[1])},
+        )
+
+
+    @register_task("fake_random", groups=("fake",), dataset="fake", metrics=["draw"])
+    def fake_random(ctx, params):
+        """Reports a random draw: equal across runs only if the runner seeds every task."""
+        import numpy as np
+        import torch
+
+        _count("fake_random")
+        draw = random.random() + float(np.random.rand()) + float(torch.rand(1))
+        return TaskResult(metrics={"draw": draw}, samples=[{"id": "0", "draw": draw}], split="test")
+
+
+    @register_task("fake_boom", groups=("broken",), dataset="fake", metrics=["acc"])
+    def fake_boom(ctx, params):
+        """Always fails."""
+        _count("fake_boom")
+        raise RuntimeError("boom")
+    '''
+)
+
+
+class TinyModel:
+    """Just enough of the model handle for the runner and the feature cache."""
+
+    def __init__(self, spec: str):
+        self.name = "tiny-" + spec
+        self.spec = spec
+        self.weights_sha256 = hashlib.sha256(spec.encode()).hexdigest()
+        self.fingerprint = "fp-" + spec
+        self.preprocess_fingerprint = "pre"
+        self.device = "cpu"
+        self.texts_encoded = 0
+
+    def tokenizer(self, texts):
+        return torch.tensor([[len(t), ord(t[-1])] for t in texts])
+
+    def encode_text(self, ids, normalize=True):
+        self.texts_encoded += len(ids)
+        return torch.nn.functional.normalize(ids.float(), dim=-1)
+
+    def autocast(self, precision):
+        return contextlib.nullcontext()
+
+
+@pytest.fixture(autouse=True)
+def clean_registry():
+    registry._clear_for_tests()
+    yield
+    registry._clear_for_tests()
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "fake_tasks.py").write_text(PLUGIN)
+    data = tmp_path / "data" / "fake"
+    data.mkdir(parents=True)
+    (data / "labels.txt").write_text("0.1 0.9 0.7 0.2\n")
+    return tmp_path
+
+
+def config(workspace: Path, **overrides) -> RunConfig:
+    values = dict(
+        tasks="fake_ok",
+        checkpoints=["tiny=spec-a"],
+        data_root=workspace / "data",
+        output=workspace / "out",
+        plugins=[workspace / "plugins"],
+        device="cpu",
+        num_workers=0,
+        cache_dir=workspace / "cache",
+        progress=False,
+    )
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+def calls(workspace: Path) -> list[str]:
+    log = workspace / "plugins" / "calls.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def test_run_writes_results_reuses_them_and_force_reruns(workspace):
+    (record,) = run_suite(config(workspace), load_model=lambda spec, device: TinyModel(spec))
+    out = workspace / "out"
+    assert record["metrics"] == {"acc": 0.5}
+    assert (out / "tiny" / "fake_ok.json").is_file()
+    assert len((out / "tiny" / "fake_ok.samples.jsonl").read_text().splitlines()) == 4
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert rows[0]["checkpoint"] == "tiny" and float(rows[0]["fake_ok/acc"]) == 0.5
+    assert record["config"]["extra"] == {"text_dim": 2}
+    assert record["run"]["feature_cache"]["items_encoded"] == 2
+    assert calls(workspace) == ["fake_ok"]
+
+    (again,) = run_suite(config(workspace), load_model=lambda spec, device: TinyModel(spec))
+    assert calls(workspace) == ["fake_ok"]  # reused, not rerun
+    assert again["key"] == record["key"] and again["metrics"] == record["metrics"]
+
+    model = TinyModel("spec-a")
+    run_suite(config(workspace, force=True), load_model=lambda spec, device: model)
+    assert calls(workspace) == ["fake_ok", "fake_ok"]
+    assert model.texts_encoded == 0  # the rerun took its text features from the cache
+
+
+def test_limit_edited_annotations_and_other_weights_each_rerun(workspace):
+    load = lambda spec, device: TinyModel(spec)  # noqa: E731
+    run_suite(config(workspace), load_model=load)
+    (limited,) = run_suite(config(workspace, limit=2), load_model=load)
+    assert limited["num_samples"] == 2 and limited["run"]["limit"] == 2
+    assert len(calls(workspace)) == 2  # a --limit run is never taken for the full one
+
+    (workspace / "data" / "fake" / "labels.txt").write_text("0.9 0.9 0.7 0.2\n")
+    (edited,) = run_suite(config(workspace, limit=2), load_model=load)
+    assert len(calls(workspace)) == 3 and edited["metrics"]["acc"] == 1.0
+
+    with pytest.raises(RunError, match="another checkpoint"):  # same name, other weights: refuse to mix
+        run_suite(config(workspace, checkpoints=["tiny=spec-b"]), load_model=load)
+
+
+def test_failing_task_keeps_the_tasks_finished_before_it(workspace):
+    with pytest.raises(RuntimeError, match="boom"):
+        run_suite(config(workspace, tasks="fake_ok,fake_boom"), load_model=lambda spec, device: TinyModel(spec))
+    out = workspace / "out"
+    assert json.loads((out / "tiny" / "fake_ok.json").read_text())["metrics"] == {"acc": 0.5}
+    assert not (out / "tiny" / "fake_boom.json").exists()
+    assert "fake_ok/acc" in (out / "summary.csv").read_text()
+    run_suite(config(workspace, tasks="fake"), load_model=lambda spec, device: TinyModel(spec))
+    assert calls(workspace) == ["fake_ok", "fake_boom", "fake_random"]  # fake_ok was not redone
+
+
+def test_every_task_starts_from_the_same_seed(workspace):
+    load = lambda spec, device: TinyModel(spec)  # noqa: E731
+    (first,) = run_suite(config(workspace, tasks="fake_random"), load_model=load)
+    torch.rand(5)  # disturb the global random state
+    (forced,) = run_suite(config(workspace, tasks="fake_random", force=True), load_model=load)
+    (other_seed,) = run_suite(config(workspace, tasks="fake_random", seed=1), load_model=load)
+    assert forced["metrics"] == first["metrics"]
+    assert other_seed["metrics"] != first["metrics"]  # the seed is in the key, so it reran
+
+
+def test_checkpoints_are_named_by_the_model_unless_named_explicitly(workspace):
+    records = run_suite(config(workspace, checkpoints=["spec-a", "mine=spec-b"]), load_model=lambda s, d: TinyModel(s))
+    assert sorted(r["checkpoint"]["name"] for r in records) == ["mine", "tiny-spec-a"]
+    assert (workspace / "out" / "mine" / "checkpoint.json").is_file()
+    with pytest.raises(RunError, match="both named"):
+        run_suite(config(workspace, checkpoints=["x=spec-a", "x=spec-b"]), load_model=lambda s, d: TinyModel(s))
+
+
+def test_a_checkpoint_that_cannot_load_is_a_run_error(workspace):
+    def load(spec, device):
+        raise FileNotFoundError(f"No checkpoint at {spec}")
+
+    with pytest.raises(RunError, match="Cannot load checkpoint 'missing.pt'"):
+        run_suite(config(workspace, checkpoints=["missing.pt"]), load_model=load)
+
+
+def test_bad_settings_fail_before_any_work(workspace):
+    with pytest.raises(RunError, match="fp16 needs a CUDA"):
+        check_precision("fp16", "cpu")
+    check_precision("bf16", "cpu")  # bf16 autocast works on CPU
+    with pytest.raises(RunError, match="--limit"):
+        run_suite(config(workspace, limit=0))
+    with pytest.raises(RunError, match="--precision"):
+        run_suite(config(workspace, precision="fp8"))
+    with pytest.raises(registry.RegistryError, match="neither a task nor a group"):
+        run_suite(config(workspace, tasks="nothing_like_this"))
+    assert calls(workspace) == []
+
+
+def test_parse_checkpoint_arg():
+    assert parse_checkpoint_arg("base=open_clip:coca_ViT-B-32:laion2b_s13b_b90k") == (
+        "base",
+        "open_clip:coca_ViT-B-32:laion2b_s13b_b90k",
+    )
+    assert parse_checkpoint_arg("open_clip:coca_ViT-B-32:x.pt") == (None, "open_clip:coca_ViT-B-32:x.pt")
+    with pytest.raises(RunError, match="NAME=SPEC"):
+        parse_checkpoint_arg("bad name=spec")
