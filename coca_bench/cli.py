@@ -141,10 +141,16 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Errors that mean "your input is wrong": printed as one line, never as a traceback."""
-    from coca_bench.data.annotations import AnnotationFormatError, DatasetNotFoundError
-    from coca_bench.data.media import UnreadableMediaError
+    from coca_bench.data import AnnotationFormatError, DatasetLayoutError, DatasetNotFoundError, UnreadableMediaError
 
-    types: list[type[BaseException]] = [RegistryError, RunError, AnnotationFormatError, DatasetNotFoundError, UnreadableMediaError]
+    types: list[type[BaseException]] = [
+        RegistryError,
+        RunError,
+        AnnotationFormatError,
+        DatasetLayoutError,
+        DatasetNotFoundError,
+        UnreadableMediaError,
+    ]
     features = sys.modules.get("coca_bench.features")  # imports torch: only consult it if the run loaded it
     if features is not None:
         types.append(features.FeatureExtractionError)

@@ -538,7 +538,7 @@ def _comparison_png(rows: Sequence[MetricComparison]) -> bytes:
             unlike = "not like for like" in row.notes.get(checkpoint, "")
             axes.barh(y, delta, xerr=error, color=colours[verdict], capsize=3, height=0.6, hatch="//" if unlike else None)
             axes.plot([delta], [y], marker="o", color="black", markersize=3)  # visible even when delta is 0
-            extent = max(extent, *(abs(v) for v in (delta, low, high) if math.isfinite(v)))
+            extent = max([extent, *(abs(v) for v in (delta, low, high) if math.isfinite(v))])
         extent = 1.1 * extent or 1.0
         axes.set_xlim(-extent, extent)  # symmetric, so the zero line sits in the middle
         axes.set_yticks(positions)

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from coca_bench.data.images import load_image
-from coca_bench.data.media import UnreadableMediaError
+from coca_bench.cache import cache_root
+from coca_bench.data import UnreadableMediaError, load_image
 from coca_bench.registry import Skip
 
 CACHE_FORMAT_VERSION = 1
@@ -74,8 +74,7 @@ class CacheStats:
 
 def default_cache_dir() -> Path:
     """``$COCA_BENCH_CACHE/features``, else ``~/.cache/coca_bench/features``."""
-    root = os.environ.get("COCA_BENCH_CACHE")
-    return Path(root) / "features" if root else Path.home() / ".cache" / "coca_bench" / "features"
+    return cache_root() / "features"
 
 
 def sha256_text(text: str) -> str:

@@ -10,16 +10,18 @@ for ``--tasks list``, which must stay instant.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import random
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from coca_bench.registry import RegistryError, TaskContext, TaskSpec, all_tasks, load_plugins, select_tasks
+from coca_bench.registry import TaskContext, TaskSpec, all_tasks, load_plugins, select_tasks
 from coca_bench.results import (
     CheckpointInfo,
     build_record,
@@ -174,6 +176,8 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
         raise RunError(f"--tasks {config.tasks!r} selects no task; run with --tasks list to see them.")
     metric_order = {name: [m.name for m in spec.metrics] for name, spec in all_tasks().items()}
     data_root = Path(config.data_root) if config.data_root is not None else _default_data_root()
+    if not data_root.is_dir():
+        raise RunError(f"--data-root {data_root} is not a folder; point it at the folder holding the datasets.")
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     output = Path(config.output)
@@ -181,6 +185,7 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
 
     records: list[dict] = []
     seen_names: dict[str, str] = {}
+    listings = {d: dataset_listing_fingerprint(data_root / d) for d in dict.fromkeys(t.dataset for t in tasks)}
     for entry in checkpoints:
         run = _load_checkpoint(entry, config, device, load_model or _load_bundled_model)
         if run.info.name in seen_names:
@@ -194,7 +199,7 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
         except ValueError as exc:
             raise RunError(str(exc)) from None
         for task in tasks:
-            records.append(_run_task(task, run, config, data_root, device, output))
+            records.append(_run_task(task, run, config, data_root, listings[task.dataset], device, output))
             write_summary(output, metric_order)
         _release(run)
     return records
@@ -258,7 +263,7 @@ def _release(run: _CheckpointRun) -> None:
 
 
 def _run_task(
-    task: TaskSpec, run: _CheckpointRun, config: RunConfig, data_root: Path, device: str, output: Path
+    task: TaskSpec, run: _CheckpointRun, config: RunConfig, data_root: Path, listing: str, device: str, output: Path
 ) -> dict:
     params = task.resolve_params()
     key_params = {**params, **run.key_extras}
@@ -266,7 +271,7 @@ def _run_task(
     where = f"{run.info.name}/{task.name}"
 
     if not config.force:
-        reusable = _find_stored_result(task, key_params, run.info, dataset_dir, config.precision, output)
+        reusable = _find_stored_result(task, key_params, run.info, dataset_dir, listing, config.precision, output)
         if reusable is not None:
             log.info("%s: reusing the stored result (use --force to recompute)", where)
             return reusable
@@ -292,7 +297,7 @@ def _run_task(
     wall_time = time.perf_counter() - clock
     finished = datetime.now(timezone.utc)
 
-    fingerprint = fingerprint_files(result.annotation_files)
+    fingerprint = dataset_fingerprint(result.annotation_files, listing)
     key = result_key(task, key_params, run.info, fingerprint, config.precision)
     stats_after = run.features.stats.as_dict()
     run_info = {
@@ -326,14 +331,44 @@ def _run_task(
     return load_task_result(output, run.info.name, task.name) or record
 
 
+def dataset_listing_fingerprint(dataset_dir: Path) -> str:
+    """sha256 of every file's relative path and size under ``dataset_dir`` (empty if it is absent).
+
+    For folder-layout datasets (ImageNet's ``val/<wnid>/<image>``) the listing *is* the
+    annotation: adding, removing or moving an image changes the labels without touching
+    any annotation file. Sizes catch re-encoded files; contents are not read (the feature
+    cache hashes those itself), so this costs one ``stat`` per file.
+    """
+    entries: list[str] = []
+    if dataset_dir.is_dir():
+        for folder, subfolders, files in os.walk(dataset_dir, followlinks=True):
+            subfolders.sort()
+            relative = Path(folder).relative_to(dataset_dir).as_posix()
+            for name in sorted(files):
+                entries.append(f"{relative}/{name}\t{os.stat(os.path.join(folder, name)).st_size}")
+    return hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
+
+
+def dataset_fingerprint(annotation_files: Sequence[Path], listing: str) -> str:
+    """The annotation files' contents plus the dataset folder's listing."""
+    return hashlib.sha256(f"{fingerprint_files(list(annotation_files))}|{listing}".encode("utf-8")).hexdigest()
+
+
 def _find_stored_result(
-    task: TaskSpec, key_params: dict, ckpt: CheckpointInfo, dataset_dir: Path, precision: str, output: Path
+    task: TaskSpec,
+    key_params: dict,
+    ckpt: CheckpointInfo,
+    dataset_dir: Path,
+    listing: str,
+    precision: str,
+    output: Path,
 ) -> dict | None:
     """The stored record, if recomputing now would give the same key.
 
     A task names its annotation files only when it runs, so the fingerprint is rebuilt from
-    the files the stored record lists: any edit to them, or to the parameters, the weights,
-    the limit, seed or precision, changes the key and the task runs again.
+    the files the stored record lists plus today's folder listing: any edit to them, or to
+    the parameters, the weights, the limit, seed or precision, changes the key and the task
+    runs again.
     """
     try:
         stored = load_task_result(output, ckpt.name, task.name)
@@ -345,17 +380,18 @@ def _find_stored_result(
     files = [dataset_dir / name for name in listed]
     if not all(path.is_file() for path in files):
         return None
-    key = result_key(task, key_params, ckpt, fingerprint_files(files), precision)
+    key = result_key(task, key_params, ckpt, dataset_fingerprint(files, listing), precision)
     return find_reusable(output, ckpt.name, task.name, key)
 
 
 __all__ = [
     "PRECISIONS",
-    "RegistryError",
     "RunConfig",
     "RunError",
     "builtin_plugin_dirs",
     "check_precision",
+    "dataset_fingerprint",
+    "dataset_listing_fingerprint",
     "load_task_registry",
     "parse_checkpoint_arg",
     "resolve_device",

@@ -81,6 +81,10 @@ def test_user_errors_are_one_line_on_stderr_with_exit_2(plugin_dir, capsys):
     assert main(["--tasks", "list", "--plugins", str(plugin_dir / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
+    missing_root = plugin_dir / "no_data_here"
+    assert main(["--tasks", "custom", "--plugins", str(plugin_dir), "--data-root", str(missing_root)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --data-root {missing_root} is not a folder; point it at the folder holding the datasets."
+
 
 def test_plugin_task_runs_from_the_cli_and_compare_reports_it(plugin_dir, tmp_path, monkeypatch, capsys):
     from coca_bench import runner

@@ -159,6 +159,14 @@ def test_limit_edited_annotations_and_other_weights_each_rerun(workspace):
     (edited,) = run_suite(config(workspace, limit=2), load_model=load)
     assert len(calls(workspace)) == 3 and edited["metrics"]["acc"] == 1.0
 
+    # In folder-layout datasets the listing is the annotation: a new file in the dataset folder reruns.
+    (workspace / "data" / "fake" / "extra").mkdir()
+    (workspace / "data" / "fake" / "extra" / "img.jpg").write_bytes(b"...")
+    run_suite(config(workspace, limit=2), load_model=load)
+    assert len(calls(workspace)) == 4
+    run_suite(config(workspace, limit=2), load_model=load)
+    assert len(calls(workspace)) == 4
+
     with pytest.raises(RunError, match="another checkpoint"):  # same name, other weights: refuse to mix
         run_suite(config(workspace, checkpoints=["tiny=spec-b"]), load_model=load)
 

@@ -13,6 +13,7 @@ restrict its logits to them as CLIP_benchmark does.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -113,9 +114,11 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
         if wanted is not None and folder.name not in wanted:
             continue
         label = label_of[folder.name]
-        for image in folder.iterdir():
-            if image.suffix.lower() in IMAGE_SUFFIXES and image.is_file():
-                samples.append(ClassificationSample(id=f"{folder.name}/{image.stem}", path=image, label=label))
+        with os.scandir(folder) as entries:  # scandir: no extra stat per file on a 50k-image split
+            for entry in entries:
+                image = Path(entry.path)
+                if image.suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                    samples.append(ClassificationSample(id=f"{folder.name}/{image.stem}", path=image, label=label))
     samples.sort(key=lambda s: (s.path.name, s.path.parent.name))
     return ClassificationSet(
         items=tuple(samples),

@@ -14,6 +14,7 @@ processes both end up with one complete copy.
 """
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from coca_bench.cache import cache_root
 from coca_bench.data import scenes
 from coca_bench.data.scenes import COLOURS, MOTIONS, NOVEL_SHAPES, POSITIONS, SHAPES, Scene
 
@@ -53,7 +55,7 @@ MINI_DATASETS: tuple[str, ...] = (
 
 def default_cache_dir() -> Path:
     """``$COCA_BENCH_CACHE``, else ``~/.cache/coca_bench``."""
-    return Path(os.environ.get("COCA_BENCH_CACHE") or "~/.cache/coca_bench").expanduser()
+    return cache_root()
 
 
 def default_data_root(seed: int = 0) -> Path:
@@ -113,26 +115,24 @@ class _MiniDataWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def image(self, relative: str, scene: Scene) -> None:
+    def write_image(self, relative: str, scene: Scene) -> None:
         scenes.render_scene(scene, IMAGE_SIZE).save(
             self._path(relative), format="JPEG", quality=JPEG_QUALITY, subsampling=0
         )
         self.ground_truth[relative] = {"background": list(scene.background), "shapes": [asdict(s) for s in scene.shapes]}
 
-    def clip(self, relative: str, clip: scenes.MovingShape, num_frames: int) -> None:
+    def write_clip(self, relative: str, clip: scenes.MovingShape, num_frames: int) -> None:
         _write_mp4(self._path(relative), scenes.render_clip(clip, num_frames, VIDEO_SIZE), VIDEO_FPS)
         self.ground_truth[relative] = {**asdict(clip), "num_frames": num_frames}
 
-    def json(self, relative: str, payload: Any) -> None:
+    def write_json(self, relative: str, payload: Any) -> None:
         with open(self._path(relative), "w", encoding="utf-8") as handle:
             json.dump(payload, handle)
 
-    def text(self, relative: str, content: str) -> None:
+    def write_text(self, relative: str, content: str) -> None:
         self._path(relative).write_text(content, encoding="utf-8")
 
-    def csv(self, relative: str, header: list[str], rows: list[list[Any]]) -> None:
-        import csv
-
+    def write_csv(self, relative: str, header: list[str], rows: list[list[Any]]) -> None:
         with open(self._path(relative), "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(header)
@@ -153,26 +153,26 @@ class _MiniDataWriter:
         assert tuple(writers) == MINI_DATASETS
         for name, write in writers.items():
             write(_rng(self.seed, name))
-        self.json("ground_truth.json", self.ground_truth)
-        self.text("README.md", _readme(self.seed))
+        self.write_json("ground_truth.json", self.ground_truth)
+        self.write_text("README.md", _readme(self.seed))
 
     def imagenet(self, rng: np.random.Generator, per_class_val: int = 5, per_class_train: int = 4) -> None:
-        self.text("imagenet/LOC_synset_mapping.txt", _synset_mapping())
+        self.write_text("imagenet/LOC_synset_mapping.txt", _synset_mapping())
         # Official val names (ILSVRC2012_val_<n>) interleave the classes, so a --limit prefix covers them all.
         numbers = rng.permutation(len(IMAGENET_CLASSES) * per_class_val) + 1
         for label, (colour, kind) in enumerate(IMAGENET_CLASSES):
             for j in range(per_class_val):
                 number = int(numbers[label * per_class_val + j])
-                self.image(f"imagenet/val/{_wnid(label)}/ILSVRC2012_val_{number:08d}.JPEG", _single(rng, colour, kind))
+                self.write_image(f"imagenet/val/{_wnid(label)}/ILSVRC2012_val_{number:08d}.JPEG", _single(rng, colour, kind))
             for j in range(per_class_train):
-                self.image(f"imagenet/train/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind))
+                self.write_image(f"imagenet/train/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind))
 
     def imagenet_subset(self, rng: np.random.Generator, per_class: int = 3) -> None:
-        self.text("imagenet_subset/LOC_synset_mapping.txt", _synset_mapping())
+        self.write_text("imagenet_subset/LOC_synset_mapping.txt", _synset_mapping())
         for label in IMAGENET_SUBSET_CLASSES:
             colour, kind = IMAGENET_CLASSES[label]
             for j in range(per_class):
-                self.image(f"imagenet_subset/val/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind))
+                self.write_image(f"imagenet_subset/val/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind))
 
     def coco(self, rng: np.random.Generator) -> None:
         splits = ["test"] * 25 + ["val"] * 5 + ["train"] * 5
@@ -182,11 +182,11 @@ class _MiniDataWriter:
             folder = "train2014" if split == "train" else "val2014"
             cocoid = cocoids[imgid]
             filename = f"COCO_{folder}_{cocoid:012d}.jpg"
-            self.image(f"coco/{folder}/{filename}", scene)
+            self.write_image(f"coco/{folder}/{filename}", scene)
             captions = scenes.describe_scene(scene, rng, 5)
             images.append({
                 "filepath": folder, "sentids": [], "filename": filename, "imgid": imgid, "split": split,
-                "sentences": [], "cocoid": cocoid,
+                "sentences": [], "cocoid": cocoid, "_captions": captions,
             })
             if folder == "val2014":
                 coco_images.append({
@@ -194,11 +194,10 @@ class _MiniDataWriter:
                     "height": IMAGE_SIZE, "width": IMAGE_SIZE, "date_captured": "2013-11-14 16:28:13", "id": cocoid,
                 })
                 coco_annotations.extend({"image_id": cocoid, "caption": c} for c in captions)
-            images[-1]["_captions"] = captions
-        self.json("coco/dataset_coco.json", {"images": _karpathy_sentences(images), "dataset": "coco"})
+        self.write_json("coco/dataset_coco.json", {"images": _karpathy_sentences(images), "dataset": "coco"})
         for index, annotation in enumerate(coco_annotations):
             annotation["id"] = 100_000 + 7 * index
-        self.json("coco/annotations/captions_val2014.json", {
+        self.write_json("coco/annotations/captions_val2014.json", {
             "info": _info("COCO 2014 captions, val (coca-bench mini)"),
             "images": coco_images,
             "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 1, "name": "Attribution License"}],
@@ -212,12 +211,12 @@ class _MiniDataWriter:
         images = []
         for imgid, (split, scene) in enumerate(zip(splits, _caption_scenes(rng, len(splits)))):
             filename = f"{names[imgid]}.jpg"
-            self.image(f"flickr30k/flickr30k-images/{filename}", scene)
+            self.write_image(f"flickr30k/flickr30k-images/{filename}", scene)
             images.append({
                 "sentids": [], "imgid": imgid, "sentences": [], "split": split, "filename": filename,
                 "_captions": scenes.describe_scene(scene, rng, 5),
             })
-        self.json("flickr30k/dataset_flickr30k.json", {"images": _karpathy_sentences(images), "dataset": "flickr30k"})
+        self.write_json("flickr30k/dataset_flickr30k.json", {"images": _karpathy_sentences(images), "dataset": "flickr30k"})
 
     def nocaps(self, rng: np.random.Generator, per_domain: int = 6) -> None:
         # in-domain: COCO's shapes and colours; near-domain: COCO shapes in new colours; out-domain: new shapes.
@@ -236,7 +235,7 @@ class _MiniDataWriter:
                               scenes.random_background(rng))
                 open_images_id = "".join(rng.choice(list("0123456789abcdef"), size=16))
                 file_name = f"{open_images_id}.jpg"
-                self.image(f"nocaps/validation/{file_name}", scene)
+                self.write_image(f"nocaps/validation/{file_name}", scene)
                 images.append({
                     "id": image_id, "file_name": file_name, "height": IMAGE_SIZE, "width": IMAGE_SIZE,
                     "domain": domain, "open_images_id": open_images_id,
@@ -246,7 +245,7 @@ class _MiniDataWriter:
                 image_id += 1
         for index, annotation in enumerate(annotations):
             annotation["id"] = index
-        self.json("nocaps/nocaps_val_4500_captions.json", {
+        self.write_json("nocaps/nocaps_val_4500_captions.json", {
             "licenses": [], "info": _info("nocaps validation (coca-bench mini)"), "images": images, "annotations": annotations,
         })
 
@@ -262,11 +261,12 @@ class _MiniDataWriter:
                 tuple(scenes.place_shape(rng, k, c, p, None, jitter=0.01) for k, c, p in zip(kinds, colours, slots)),
                 scenes.random_background(rng),
             )
-            self.image(f"vqav2/val2014/COCO_val2014_{image_id:012d}.jpg", scene)
+            self.write_image(f"vqav2/val2014/COCO_val2014_{image_id:012d}.jpg", scene)
             asked = _vqa_questions(scene, rng)
-            for k in rng.choice(len(asked), size=min(questions_per_image, len(asked)), replace=False):
-                question, question_type, answer_type, answer, variants = asked[int(k)]
-                question_id = image_id * 1000 + len([q for q in questions if q["image_id"] == image_id])
+            picks = rng.choice(len(asked), size=min(questions_per_image, len(asked)), replace=False)
+            for number, pick in enumerate(picks):
+                question, question_type, answer_type, answer, variants = asked[int(pick)]
+                question_id = image_id * 1000 + number  # the official scheme
                 questions.append({"image_id": image_id, "question": question, "question_id": question_id})
                 answers = _annotator_answers(rng, answer, variants)
                 annotations.append({
@@ -276,9 +276,9 @@ class _MiniDataWriter:
                 })
         common = {"info": _info("VQA v2 (coca-bench mini)"), "license": {"url": "", "name": "CC BY 4.0"},
                   "data_subtype": "val2014"}
-        self.json("vqav2/v2_OpenEnded_mscoco_val2014_questions.json", {
+        self.write_json("vqav2/v2_OpenEnded_mscoco_val2014_questions.json", {
             **common, "task_type": "Open-Ended", "data_type": "mscoco", "questions": questions})
-        self.json("vqav2/v2_mscoco_val2014_annotations.json", {**common, "data_type": "mscoco", "annotations": annotations})
+        self.write_json("vqav2/v2_mscoco_val2014_annotations.json", {**common, "data_type": "mscoco", "annotations": annotations})
 
     def msrvtt(self, rng: np.random.Generator) -> None:
         test_ids = list(range(7010, 7020))
@@ -290,7 +290,7 @@ class _MiniDataWriter:
             colour, kind, motion = combos[int(pick)]
             video_id = f"video{number}"
             clip = scenes.moving_shape(rng, kind, colour, motion)
-            self.clip(f"msrvtt/videos/all/{video_id}.mp4", clip, int(rng.integers(16, 25)))
+            self.write_clip(f"msrvtt/videos/all/{video_id}.mp4", clip, int(rng.integers(16, 25)))
             start = round(float(rng.uniform(0, 300)), 2)
             split = "test" if number >= 7010 else "train"
             videos.append({
@@ -303,8 +303,8 @@ class _MiniDataWriter:
                 jsfusion_rows.append([f"ret{len(jsfusion_rows)}", f"msr{number}", video_id, captions[int(rng.integers(0, 5))]])
         for index, sentence in enumerate(sentences):
             sentence["sen_id"] = index
-        self.json("msrvtt/MSRVTT_data.json", {"info": _info("MSR-VTT (coca-bench mini)"), "videos": videos, "sentences": sentences})
-        self.csv("msrvtt/MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"], jsfusion_rows)
+        self.write_json("msrvtt/MSRVTT_data.json", {"info": _info("MSR-VTT (coca-bench mini)"), "videos": videos, "sentences": sentences})
+        self.write_csv("msrvtt/MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"], jsfusion_rows)
 
     def kinetics(self, rng: np.random.Generator, per_class: dict[str, int] | None = None) -> None:
         per_class = per_class or {"train": 3, "val": 2}
@@ -316,10 +316,10 @@ class _MiniDataWriter:
                     youtube_id = _youtube_id(rng)
                     start = int(rng.integers(0, 300))
                     end = start + 10
-                    self.clip(f"kinetics/{split}/{label}/{youtube_id}_{start:06d}_{end:06d}.mp4", clip, int(rng.integers(16, 25)))
+                    self.write_clip(f"kinetics/{split}/{label}/{youtube_id}_{start:06d}_{end:06d}.mp4", clip, int(rng.integers(16, 25)))
                     rows.append([label, youtube_id, start, end, split])
             order = rng.permutation(len(rows))
-            self.csv(f"kinetics/annotations/{split}.csv", ["label", "youtube_id", "time_start", "time_end", "split"],
+            self.write_csv(f"kinetics/annotations/{split}.csv", ["label", "youtube_id", "time_start", "time_end", "split"],
                      [rows[int(i)] for i in order])
 
 

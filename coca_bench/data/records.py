@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Generic, Iterator, TypeVar
 
 Item = TypeVar("Item")
+Records = TypeVar("Records", bound="RecordSet")
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class RecordSet(Generic[Item]):
     def __iter__(self) -> Iterator[Item]:
         return iter(self.items)
 
-    def head(self, limit: int | None):
+    def head(self: Records, limit: int | None) -> Records:
         """The first ``limit`` records (all when ``limit`` is None), same metadata: for ``--limit`` runs."""
         if limit is None or limit >= len(self.items):
             return self

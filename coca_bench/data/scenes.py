@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -280,10 +279,3 @@ def describe_motion(clip: MovingShape, rng: np.random.Generator, count: int) -> 
 
 def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + "."
-
-
-def pixel_at(image: Image.Image, centre: Sequence[float]) -> RGB:
-    """The colour at a fractional position: what tests compare with :data:`COLOURS`."""
-    x = min(image.width - 1, int(centre[0] * image.width))
-    y = min(image.height - 1, int(centre[1] * image.height))
-    return image.getpixel((x, y))  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..cache import cache_root
 from .coca import CoCa
 from .config import CocaConfig, from_open_clip, get_preset
 
@@ -35,10 +36,6 @@ BUNDLED_CHECKPOINTS: dict[str, BundledCheckpoint] = {
     "tiny-random-s1": BundledCheckpoint("tiny", 1, "tiny open_clip-style CoCa, seeded random weights (seed 1)"),
 }
 DEFAULT_CHECKPOINTS: list[str] = ["tiny-random-s0", "tiny-random-s1"]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("COCA_BENCH_CACHE", Path.home() / ".cache" / "coca_bench"))
 
 
 def sha256_file(path: Path) -> str:

@@ -24,7 +24,12 @@ def build_preprocess(cfg: PreprocessConfig) -> Callable[[Image.Image], torch.Ten
         resize = [T.Resize((cfg.image_size, cfg.image_size), interpolation=_INTERPOLATION[cfg.interpolation])]
     else:
         raise ValueError(f"preprocess.resize_mode must be 'shortest' or 'squash', not {cfg.resize_mode!r}.")
-    return T.Compose([*resize, lambda im: im.convert("RGB"), T.ToTensor(), T.Normalize(cfg.mean, cfg.std)])
+    return T.Compose([*resize, _to_rgb, T.ToTensor(), T.Normalize(cfg.mean, cfg.std)])
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """A named function, not a lambda, so DataLoader workers can pickle the transform."""
+    return image.convert("RGB")
 
 
 def preprocess_fingerprint(cfg: PreprocessConfig) -> str:

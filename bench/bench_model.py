@@ -1,0 +1,447 @@
+"""Model benchmark: KV-cached CoCa captioning and image encoding, measured against open_clip on the same weights.
+
+    python bench/bench_model.py [--quick] [--threads N] [--profile] [--out DIR]
+
+Both models hold the same random-weight ``coca_ViT-B-32`` (open_clip's, perturbed because it zero-inits its vocabulary
+head, then converted into ours) and see the same input tensors. Every configuration checks that the outputs are
+identical (tokens: ours vs open_clip, and ours cached vs uncached) before its timings count; a mismatch fails the run
+(exit status 1) after the report is written. Random weights practically never emit end-of-text, so every caption runs
+the full ``--new-tokens`` steps: a fixed amount of work per caption, which is what a throughput comparison needs.
+
+Outputs: ``bench/out/bench_model.json`` (every number, with the machine and library versions) and
+``bench/out/bench_model.md`` (the tables, also printed). ``bench/README.md`` explains each number.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from timing import interleaved, paired_ratio, read_bandwidth
+
+BENCH_DIR = Path(__file__).resolve().parent
+ARCH = "coca_ViT-B-32"
+GENERATE_SPEEDUP_TARGET = 5.0  # ours / open_clip captions per second, at batch 8 (greedy and beam)
+ENCODE_RATIO_TARGET = 0.95  # ours / open_clip images per second, fp32: within 5 %
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    threads: int
+    out_dir: Path
+    profile: bool = False
+    seed: int = 0
+    new_tokens: int = 30
+    caption_batches: tuple[int, ...] = (1, 8)
+    caption_repeats: int = 3
+    num_beams: int = 6
+    num_beam_groups: int = 3
+    encode_batch: int = 32
+    encode_repeats: int = 7
+    bandwidth_bytes: int = GIB
+    bandwidth_repeats: int = 7
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Settings":
+        common = dict(quick=args.quick, threads=args.threads, out_dir=args.out, profile=args.profile)
+        if args.quick:  # the same measurements, smaller: about a minute and a half on 2 cores
+            return cls(**common, caption_batches=(1,), caption_repeats=2, encode_batch=8, encode_repeats=3,
+                       bandwidth_repeats=3)
+        return cls(**common)
+
+
+@dataclass(frozen=True)
+class CaptionStrategy:
+    """One decoding strategy spelled in both APIs (open_clip counts the start token in ``seq_len``)."""
+
+    name: str
+    open_clip_options: dict[str, Any]
+    ours_options: dict[str, Any]
+
+
+def caption_strategies(settings: Settings) -> list[CaptionStrategy]:
+    n = settings.new_tokens
+    beams = dict(num_beams=settings.num_beams, num_beam_groups=settings.num_beam_groups)
+    return [
+        CaptionStrategy("greedy", dict(generation_type="top_k", top_k=1, seq_len=n + 1),
+                        dict(strategy="greedy", max_new_tokens=n)),
+        CaptionStrategy(f"beam{settings.num_beams}x{settings.num_beam_groups}g",
+                        dict(generation_type="beam_search", seq_len=n + 1, **beams),
+                        dict(strategy="beam", max_new_tokens=n, **beams)),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------------------ models
+def build_models(seed: int):
+    """(open_clip model, our ``CocaModel``) holding the same random weights."""
+    import open_clip
+
+    from coca_bench.model import CoCa, from_network, get_preset
+    from coca_bench.model.checkpoints import convert_open_clip_state, load_state
+
+    torch.manual_seed(seed)
+    open_clip_model = open_clip.create_model(ARCH).eval()
+    with torch.no_grad():  # open_clip zero-inits the vocabulary head: perturb so that logits are not all ties
+        for p in open_clip_model.parameters():
+            p.add_(torch.randn_like(p) * (0.02 if p.dim() > 1 else 0.05))
+    network = CoCa(get_preset(ARCH)).eval()
+    load_state(network, convert_open_clip_state(open_clip_model.state_dict()), "open_clip")
+    return open_clip_model, from_network(network, name=f"{ARCH}-random-s{seed}")
+
+
+def random_images(batch: int, size: int, seed: int) -> torch.Tensor:
+    """Normalised-pixel-like inputs (standard normal); content does not change the work done."""
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@contextlib.contextmanager
+def counting_decode_steps() -> Iterator[list[int]]:
+    """Count ``DecodingSession.step`` calls (one forward over the decoder per generated position)."""
+    from coca_bench.model.coca import DecodingSession
+
+    counter = [0]
+    original = DecodingSession.step
+
+    def counted(self, tokens):
+        counter[0] += 1
+        return original(self, tokens)
+
+    DecodingSession.step = counted
+    try:
+        yield counter
+    finally:
+        DecodingSession.step = original
+
+
+def profile_table(run: Callable[[], Any], rows: int = 20) -> str:
+    from torch.profiler import profile
+
+    with profile() as prof:
+        run()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def all_equal(outputs: list[torch.Tensor], reference: torch.Tensor) -> bool:
+    return all(out.shape == reference.shape and torch.equal(out, reference) for out in outputs)
+
+
+# --------------------------------------------------------------------------------------------------- 1. captioning
+def bench_captioning(open_clip_model, ours, settings: Settings, log: Callable[[str], None]) -> list[dict]:
+    rows = []
+    size = ours.config.vision.image_size
+    for strategy in caption_strategies(settings):
+        for batch in settings.caption_batches:
+            images = random_images(batch, size, settings.seed + batch)
+            contenders = {
+                "open_clip": lambda: open_clip_model.generate(images, **strategy.open_clip_options),
+                "ours": lambda: ours.generate(images, **strategy.ours_options),
+                "ours_uncached": lambda: ours.generate(images, **strategy.ours_options, use_cache=False),
+            }
+            log(f"captioning {strategy.name} batch {batch}: {settings.caption_repeats} interleaved repeats ...")
+            with torch.no_grad():
+                times = interleaved(contenders, settings.caption_repeats)
+            reference = times["open_clip"].outputs[0]
+            lengths = sorted({int((row != ours.config.text.pad_id).sum()) - 1 for row in reference})
+            row = {
+                "strategy": strategy.name,
+                "batch": batch,
+                "new_tokens": settings.new_tokens,
+                "generated_tokens_per_caption": lengths,
+                "identical_to_open_clip": all_equal(times["ours"].outputs, reference),
+                "identical_cached_uncached": all_equal(times["ours_uncached"].outputs, times["ours"].outputs[0]),
+                "open_clip_deterministic": all_equal(times["open_clip"].outputs, reference),
+                "open_clip": times["open_clip"].summary(batch),
+                "ours": times["ours"].summary(batch),
+                "ours_uncached": times["ours_uncached"].summary(batch),
+                "speedup_vs_open_clip": paired_ratio(times["open_clip"], times["ours"]),
+                "speedup_vs_uncached": paired_ratio(times["ours_uncached"], times["ours"]),
+            }
+            if batch == 8:
+                row["target_speedup"] = GENERATE_SPEEDUP_TARGET
+                row["target_met"] = row["speedup_vs_open_clip"] >= GENERATE_SPEEDUP_TARGET
+            if settings.profile:
+                table = profile_table(contenders["ours"])
+                path = settings.out_dir / f"profile_generate_{strategy.name}_b{batch}.txt"
+                path.write_text(table)
+                row["profile"] = str(path)
+            log(f"  ours {row['ours']['median_s']:.2f}s, open_clip {row['open_clip']['median_s']:.2f}s, "
+                f"uncached {row['ours_uncached']['median_s']:.2f}s; speedup x{row['speedup_vs_open_clip']:.2f}; "
+                f"identical: open_clip {row['identical_to_open_clip']}, uncached {row['identical_cached_uncached']}")
+            rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ 2. encode_image
+def bench_encode(open_clip_model, ours, settings: Settings, log: Callable[[str], None]) -> dict:
+    batch = settings.encode_batch
+    images = random_images(batch, ours.config.vision.image_size, settings.seed)
+
+    def open_clip_encode() -> torch.Tensor:
+        with torch.no_grad():
+            return open_clip_model.encode_image(images, normalize=True)
+
+    def open_clip_encode_bf16() -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return open_clip_model.encode_image(images, normalize=True).float()
+
+    def ours_encode_bf16() -> torch.Tensor:
+        with ours.autocast("bf16"):
+            return ours.encode_image(images).float()
+
+    contenders = {
+        "open_clip_fp32": open_clip_encode,
+        "ours_fp32": lambda: ours.encode_image(images),
+        "ours_bf16": ours_encode_bf16,
+        "open_clip_bf16": open_clip_encode_bf16,
+    }
+    log(f"encode_image batch {batch}: {settings.encode_repeats} interleaved repeats ...")
+    times = interleaved(contenders, settings.encode_repeats)
+    first = {name: m.outputs[0] for name, m in times.items()}
+    result = {
+        "batch": batch,
+        "image_size": ours.config.vision.image_size,
+        **{name: m.summary(batch) for name, m in times.items()},
+        "ratio_fp32_ours_vs_open_clip": paired_ratio(times["open_clip_fp32"], times["ours_fp32"]),
+        "target_ratio": ENCODE_RATIO_TARGET,
+        "speedup_bf16_vs_fp32_ours": paired_ratio(times["ours_fp32"], times["ours_bf16"]),
+        "ratio_bf16_ours_vs_open_clip": paired_ratio(times["open_clip_bf16"], times["ours_bf16"]),
+        "max_abs_diff_fp32_ours_vs_open_clip": float((first["ours_fp32"] - first["open_clip_fp32"]).abs().max()),
+        "max_abs_diff_bf16_vs_fp32_ours": float((first["ours_bf16"] - first["ours_fp32"]).abs().max()),
+        "min_cosine_bf16_vs_fp32_ours": float((first["ours_bf16"] * first["ours_fp32"]).sum(-1).min()),
+    }
+    result["target_met"] = result["ratio_fp32_ours_vs_open_clip"] >= ENCODE_RATIO_TARGET
+    if settings.profile:
+        for name in ("open_clip_fp32", "ours_fp32"):
+            path = settings.out_dir / f"profile_encode_{name}_b{batch}.txt"
+            path.write_text(profile_table(contenders[name]))
+    log(f"  ours/open_clip fp32 x{result['ratio_fp32_ours_vs_open_clip']:.3f}, "
+        f"bf16/fp32 x{result['speedup_bf16_vs_fp32_ours']:.2f}")
+    return result
+
+
+# ------------------------------------------------------------------------------------------- 3. batch-1 decode bound
+def decode_step_bytes(ours, image_tokens: torch.Tensor) -> dict[str, int]:
+    """Bytes a cached batch-1 decode step must read: every text/decoder weight once, plus the image keys/values.
+
+    Not read per step: the image encoder and poolers (once per image), the cross-attention key/value projections
+    (applied to the image tokens once per caption), the text tower's [CLS] path (contrastive embedding only), and
+    all but one row of the token and position embeddings.
+    """
+    network = ours.network
+    text, decoder = network.text, network.decoder
+
+    def size(params) -> int:
+        return sum(p.numel() * p.element_size() for p in params)
+
+    once_per_caption = {id(p) for block in decoder.cross_blocks
+                        for p in (*block.ln_1_kv.parameters(), *block.attn.kv.parameters())}
+    image_kv = decoder.image_kv(image_tokens)
+    return {
+        "text_layers": size(text.blocks.parameters()),
+        "embedding_rows": text.token_embedding.weight[0].nbytes + text.positional_embedding[0].nbytes,
+        "decoder_self_layers": size(decoder.self_blocks.parameters()),
+        "decoder_cross_layers": size(p for p in decoder.cross_blocks.parameters() if id(p) not in once_per_caption),
+        "vocab_head": size([*decoder.ln_final.parameters(), decoder.lm_head]),
+        "image_keys_values": sum(k.nbytes + v.nbytes for k, v in image_kv),
+    }
+
+
+def bench_decode_bound(ours, captioning: list[dict], settings: Settings, log: Callable[[str], None]) -> dict:
+    greedy_b1 = next((r for r in captioning if r["strategy"] == "greedy" and r["batch"] == 1), None)
+    if greedy_b1 is None:
+        raise ValueError("the decode bound needs the batch-1 greedy measurement; keep 1 in caption_batches.")
+    images = random_images(1, ours.config.vision.image_size, settings.seed + 1)
+    with counting_decode_steps() as steps:
+        ours.generate(images, strategy="greedy", max_new_tokens=settings.new_tokens)
+    image_tokens = ours.decoder_image_tokens(images)
+    parts = decode_step_bytes(ours, image_tokens)
+    weight_bytes = sum(v for k, v in parts.items() if k != "image_keys_values")
+    log(f"decode bound: {steps[0]} steps x {weight_bytes / 1e6:.0f} MB of weights; measuring bandwidth ...")
+    dram = read_bandwidth(settings.bandwidth_bytes, settings.bandwidth_repeats)
+    working_set = read_bandwidth(weight_bytes, settings.bandwidth_repeats)
+    encoder = interleaved({"image_encoder": lambda: ours.decoder_image_tokens(images)}, settings.encode_repeats)
+    total = greedy_b1["ours"]["median_s"]
+    decode = total - encoder["image_encoder"].median
+    bound = weight_bytes / dram * steps[0]
+    return {
+        "decode_steps": steps[0],
+        "bytes_per_step": parts,
+        "weight_bytes_per_step": weight_bytes,
+        "read_bandwidth_bytes_per_s": dram,
+        "bandwidth_array_bytes": settings.bandwidth_bytes,
+        "read_bandwidth_at_weight_size_bytes_per_s": working_set,
+        "bound_s": bound,
+        "bound_with_image_kv_s": (weight_bytes + parts["image_keys_values"]) / dram * steps[0],
+        "measured_generate_s": total,
+        "measured_image_encoder_s": encoder["image_encoder"].median,
+        "measured_decode_s": decode,
+        "measured_over_bound": decode / bound,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- reporting
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+def environment(settings: Settings) -> dict:
+    import open_clip
+    import transformers
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average_start": os.getloadavg(),
+        "git_commit": git_commit(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
+    }
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "**NO**"
+
+
+def markdown(report: dict) -> str:
+    env, lines = report["environment"], []
+    lines += [
+        f"Model `{ARCH}` (random weights, fp32 unless noted), {env['threads']} threads, {env['cpu_model']}, "
+        f"torch {env['torch']}, open_clip {env['open_clip']}, {env['date']}.",
+        f"Load average at start / end: {', '.join(f'{x:.1f}' for x in env['load_average_start'])} / "
+        f"{', '.join(f'{x:.1f}' for x in env['load_average_end'])}. Command: `{env['command']}`.",
+        "",
+        f"**Captioning** ({report['captioning'][0]['new_tokens']} new tokens per caption; random weights emit no "
+        "end-of-text, so every caption runs all steps). Captions/s = images/s; speed-ups are medians of per-round "
+        "ratios, each round timing the contenders back to back.",
+        "",
+        "| strategy | batch | open_clip captions/s | ours captions/s | ours uncached captions/s | ours / open_clip "
+        "| cached / uncached | identical to open_clip | cached = uncached |",
+        "|---|---:|---:|---:|---:|---:|---:|:-:|:-:|",
+    ]
+    for r in report["captioning"]:
+        target = ""
+        if "target_met" in r:
+            target = " (target >= {:.0f}x: {})".format(r["target_speedup"], "met" if r["target_met"] else "**missed**")
+        lines.append(
+            f"| {r['strategy']} | {r['batch']} | {r['open_clip']['items_per_s']:.3f} | {r['ours']['items_per_s']:.3f} "
+            f"| {r['ours_uncached']['items_per_s']:.3f} | {r['speedup_vs_open_clip']:.2f}x{target} "
+            f"| {r['speedup_vs_uncached']:.2f}x | {_yes(r['identical_to_open_clip'])} "
+            f"| {_yes(r['identical_cached_uncached'])} |"
+        )
+    e = report["encode_image"]
+    lines += [
+        "",
+        f"**encode_image** (batch {e['batch']}, {e['image_size']}x{e['image_size']}, normalised embeddings).",
+        "",
+        "| contender | images/s | median s | ratio |",
+        "|---|---:|---:|---|",
+        f"| open_clip fp32 | {e['open_clip_fp32']['items_per_s']:.1f} | {e['open_clip_fp32']['median_s']:.3f} | |",
+        f"| ours fp32 | {e['ours_fp32']['items_per_s']:.1f} | {e['ours_fp32']['median_s']:.3f} "
+        f"| {e['ratio_fp32_ours_vs_open_clip']:.3f}x open_clip fp32 (target >= {e['target_ratio']}: "
+        f"{'met' if e['target_met'] else '**missed**'}); max abs diff {e['max_abs_diff_fp32_ours_vs_open_clip']:.1e} |",
+        f"| ours bf16 autocast | {e['ours_bf16']['items_per_s']:.1f} | {e['ours_bf16']['median_s']:.3f} "
+        f"| {e['speedup_bf16_vs_fp32_ours']:.2f}x ours fp32; max abs diff vs fp32 "
+        f"{e['max_abs_diff_bf16_vs_fp32_ours']:.1e} (min cosine {e['min_cosine_bf16_vs_fp32_ours']:.5f}) |",
+        f"| open_clip bf16 autocast | {e['open_clip_bf16']['items_per_s']:.1f} | {e['open_clip_bf16']['median_s']:.3f} "
+        f"| ours bf16 is {e['ratio_bf16_ours_vs_open_clip']:.3f}x this |",
+    ]
+    b = report["decode_bound"]
+    parts = ", ".join(f"{k} {v / 1e6:.1f}" for k, v in b["bytes_per_step"].items())
+    lines += [
+        "",
+        "**Batch-1 greedy decode vs the memory-bandwidth bound** (a cached decode step streams every text/decoder "
+        "weight once).",
+        "",
+        "| quantity | value |",
+        "|---|---:|",
+        f"| weights read per step | {b['weight_bytes_per_step'] / 1e6:.1f} MB |",
+        f"| breakdown (MB) | {parts} |",
+        f"| decode steps per caption | {b['decode_steps']} |",
+        f"| read bandwidth, {b['bandwidth_array_bytes'] / GIB:.0f} GiB array (DRAM) "
+        f"| {b['read_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s |",
+        f"| read bandwidth, weight-sized array (partly cache) | {b['read_bandwidth_at_weight_size_bytes_per_s'] / 1e9:.1f}"
+        " GB/s |",
+        f"| bound = bytes / bandwidth x steps | {b['bound_s']:.3f} s (with image K/V {b['bound_with_image_kv_s']:.3f} s) |",
+        f"| measured: generate / image encoder / decode = difference | {b['measured_generate_s']:.3f} / "
+        f"{b['measured_image_encoder_s']:.3f} / {b['measured_decode_s']:.3f} s |",
+        f"| measured decode / bound | {b['measured_over_bound']:.2f} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller batches (about 1.5 minutes)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for both models")
+    parser.add_argument("--profile", action="store_true", help="also write torch.profiler tables to the output folder")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="output folder (default bench/out)")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}.")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_args(parse_args(argv))
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(settings.threads)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notes inside open_clip
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    report: dict = {"environment": environment(settings)}
+    open_clip_model, ours = build_models(settings.seed)
+    report["captioning"] = bench_captioning(open_clip_model, ours, settings, log)
+    report["encode_image"] = bench_encode(open_clip_model, ours, settings, log)
+    report["decode_bound"] = bench_decode_bound(ours, report["captioning"], settings, log)
+    report["environment"]["load_average_end"] = os.getloadavg()
+
+    table = markdown(report)
+    (settings.out_dir / "bench_model.json").write_text(json.dumps(report, indent=2))
+    (settings.out_dir / "bench_model.md").write_text(table)
+    print(table)
+    mismatched = [f"{r['strategy']} batch {r['batch']}" for r in report["captioning"]
+                  if not (r["identical_to_open_clip"] and r["identical_cached_uncached"] and r["open_clip_deterministic"])]
+    if mismatched:
+        log(f"error: generated tokens differ (ours vs open_clip, or cached vs uncached) for {', '.join(mismatched)}; "
+            f"see {settings.out_dir / 'bench_model.json'}.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Parity with open_clip 3.3.0 on coca_ViT-B-32 with seeded random weights (every weight perturbed: open_clip
+zero-initialises the vocabulary head, which would make any generation comparison trivially pass)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+open_clip = pytest.importorskip("open_clip")
+pytest.importorskip("transformers")
+
+from coca_bench.model import CoCa, from_network, get_preset  # noqa: E402
+from coca_bench.model.checkpoints import convert_open_clip_state, load_state  # noqa: E402
+
+EOS = 49407
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.manual_seed(0)
+    reference = open_clip.create_model("coca_ViT-B-32").eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(torch.randn_like(p) * (0.02 if p.dim() > 1 else 0.05))
+    net = CoCa(get_preset("coca_ViT-B-32")).eval()
+    load_state(net, convert_open_clip_state(reference.state_dict()), "open_clip")
+    return reference, from_network(net)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+
+
+TEXTS = ["a red circle above a blue square", "two green triangles", "a photo of a yellow star on the left", "x"]
+
+
+def test_tokenizer_matches_open_clip(pair):
+    _, ours = pair
+    assert torch.equal(open_clip.get_tokenizer("coca_ViT-B-32")(TEXTS), ours.tokenizer(TEXTS))
+
+
+def test_preprocess_matches_open_clip(pair):
+    from PIL import Image
+
+    _, ours = pair
+    reference = open_clip.image_transform(224, is_train=False)
+    image = Image.fromarray(torch.randint(0, 255, (180, 300, 3), dtype=torch.uint8).numpy())
+    assert torch.equal(reference(image), ours.preprocess(image))
+
+
+def test_embeddings_and_caption_loss_match(pair, images):
+    reference, ours = pair
+    ids = ours.tokenizer(TEXTS)
+    with torch.no_grad():
+        image_ref = reference.encode_image(images, normalize=True)
+        text_ref = reference.encode_text(ids, normalize=True)
+        out = reference(images, ids)
+        loss_ref = torch.nn.functional.cross_entropy(out["logits"].permute(0, 2, 1), out["labels"], ignore_index=0)
+    assert (ours.encode_image(images) - image_ref).abs().max() < 1e-4
+    assert (ours.encode_text(ids) - text_ref).abs().max() < 1e-4
+    assert abs(ours.caption_loss(images, ids).item() - loss_ref.item()) < 1e-4
+    assert image_ref.abs().max() > 0.01 and loss_ref.item() > 1.0  # not a degenerate all-zero model
+
+
+def test_greedy_tokens_identical(pair, images):
+    reference, ours = pair
+    with torch.no_grad():
+        expected = reference.generate(images, generation_type="top_k", top_k=1, seq_len=12)
+    got = ours.generate(images, strategy="greedy", max_new_tokens=11)
+    assert torch.equal(got, expected)
+    assert len(set(got[:, 1:].flatten().tolist())) > 3  # real, varied tokens
+
+
+def test_beam_search_best_sequence_identical(pair, images):
+    reference, ours = pair
+    with torch.no_grad():
+        expected = reference.generate(images[:2], seq_len=12)  # open_clip default: 6 beams in 3 groups
+    got = ours.generate(images[:2], strategy="beam", max_new_tokens=11, num_beams=6, num_beam_groups=3)
+    assert torch.equal(got, expected)
+
+
+def test_generation_with_early_end_of_text_identical(pair, images):
+    """Make end-of-text likely (a constant feature in the decoder's final norm, weighted into the EOS logit) so that
+    sequences finish at different steps: min length, padding and Hugging Face's finished-hypothesis bookkeeping."""
+    reference, ours = pair
+    edits = [
+        (reference.text_decoder.ln_final.bias, ours.network.decoder.ln_final.bias, (0,), 10.0),
+        (reference.text_decoder.text_projection, ours.network.decoder.lm_head, (0, EOS), 0.22),
+    ]
+    with torch.no_grad():
+        for ref_param, our_param, index, delta in edits:
+            ref_param[index] += delta
+            our_param[index] += delta
+        try:
+            greedy_ref = reference.generate(images, generation_type="top_k", top_k=1, seq_len=12)
+            beam_ref = reference.generate(images[:3], seq_len=12)
+            greedy = ours.generate(images, strategy="greedy", max_new_tokens=11)
+            beam = ours.generate(images[:3], strategy="beam", max_new_tokens=11)
+        finally:
+            for ref_param, our_param, index, delta in edits:
+                ref_param[index] -= delta
+                our_param[index] -= delta
+    assert torch.equal(greedy, greedy_ref) and torch.equal(beam, beam_ref)
+    greedy_ends = (greedy == EOS).int().argmax(dim=1)
+    assert greedy_ends.min() < greedy.shape[1] - 1, "some greedy rows must end before the length limit"
+    assert (beam == EOS).any(dim=1).any() and not (beam == EOS).any(dim=1).all(), "beam rows must finish differently"
