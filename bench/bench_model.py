@@ -21,6 +21,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from timing import interleaved, paired_ratio, read_bandwidth
+from timing import QUIET_FOREIGN_CORES, Measurement, interleaved, paired_ratio, quiet_round_count, read_bandwidth
 
 BENCH_DIR = Path(__file__).resolve().parent
 ARCH = "coca_ViT-B-32"
@@ -47,6 +48,10 @@ class Settings:
     new_tokens: int = 30
     caption_batches: tuple[int, ...] = (1, 8)
     caption_repeats: int = 3
+    extra_rounds: int = 2  # re-runs of rounds in which a neighbour process was busy, while the budget allows
+    budget_s: float = 13 * 60  # no extra rounds after this many seconds
+    quiet_wait_s: float = 20.0  # before each round, wait up to this long for other processes to go quiet
+    warmup_new_tokens: int = 5  # warm-ups take the same code paths with a short caption
     num_beams: int = 6
     num_beam_groups: int = 3
     encode_batch: int = 32
@@ -58,8 +63,8 @@ class Settings:
     def from_args(cls, args: argparse.Namespace) -> "Settings":
         common = dict(quick=args.quick, threads=args.threads, out_dir=args.out, profile=args.profile)
         if args.quick:  # the same measurements, smaller: about a minute and a half on 2 cores
-            return cls(**common, caption_batches=(1,), caption_repeats=2, encode_batch=8, encode_repeats=3,
-                       bandwidth_repeats=3)
+            return cls(**common, new_tokens=20, caption_batches=(1,), caption_repeats=2, extra_rounds=0, budget_s=90,
+                       quiet_wait_s=3.0, encode_batch=8, encode_repeats=3, bandwidth_repeats=3)
         return cls(**common)
 
 
@@ -71,17 +76,31 @@ class CaptionStrategy:
     open_clip_options: dict[str, Any]
     ours_options: dict[str, Any]
 
+    def open_clip_call(self, new_tokens: int) -> dict[str, Any]:
+        return {**self.open_clip_options, "seq_len": new_tokens + 1}
+
+    def ours_call(self, new_tokens: int) -> dict[str, Any]:
+        return {**self.ours_options, "max_new_tokens": new_tokens}
+
 
 def caption_strategies(settings: Settings) -> list[CaptionStrategy]:
-    n = settings.new_tokens
     beams = dict(num_beams=settings.num_beams, num_beam_groups=settings.num_beam_groups)
     return [
-        CaptionStrategy("greedy", dict(generation_type="top_k", top_k=1, seq_len=n + 1),
-                        dict(strategy="greedy", max_new_tokens=n)),
+        CaptionStrategy("greedy", dict(generation_type="top_k", top_k=1), dict(strategy="greedy")),
         CaptionStrategy(f"beam{settings.num_beams}x{settings.num_beam_groups}g",
-                        dict(generation_type="beam_search", seq_len=n + 1, **beams),
-                        dict(strategy="beam", max_new_tokens=n, **beams)),
+                        dict(generation_type="beam_search", **beams), dict(strategy="beam", **beams)),
     ]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every section needs: the settings, a progress log, and when extra (re-run) rounds must stop."""
+
+    settings: Settings
+    deadline: float
+
+    def log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------------------ models
@@ -139,20 +158,33 @@ def all_equal(outputs: list[torch.Tensor], reference: torch.Tensor) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------- 1. captioning
-def bench_captioning(open_clip_model, ours, settings: Settings, log: Callable[[str], None]) -> list[dict]:
-    rows = []
+def caption_contenders(open_clip_model, ours, strategy: CaptionStrategy, images: torch.Tensor,
+                       new_tokens: int) -> dict[str, Callable[[], torch.Tensor]]:
+    open_clip_options, ours_options = strategy.open_clip_call(new_tokens), strategy.ours_call(new_tokens)
+    return {
+        "open_clip": lambda: open_clip_model.generate(images, **open_clip_options),
+        "ours": lambda: ours.generate(images, **ours_options),
+        "ours_uncached": lambda: ours.generate(images, **ours_options, use_cache=False),
+    }
+
+
+def rounds_note(times: dict[str, Measurement]) -> dict[str, Any]:
+    quiet, total = quiet_round_count(next(iter(times.values())))
+    return {"quiet_rounds": quiet, "rounds": total, "statistics_over": "quiet rounds" if quiet else "all rounds"}
+
+
+def bench_captioning(open_clip_model, ours, run: Run) -> list[dict]:
+    settings, rows = run.settings, []
     size = ours.config.vision.image_size
     for strategy in caption_strategies(settings):
         for batch in settings.caption_batches:
             images = random_images(batch, size, settings.seed + batch)
-            contenders = {
-                "open_clip": lambda: open_clip_model.generate(images, **strategy.open_clip_options),
-                "ours": lambda: ours.generate(images, **strategy.ours_options),
-                "ours_uncached": lambda: ours.generate(images, **strategy.ours_options, use_cache=False),
-            }
-            log(f"captioning {strategy.name} batch {batch}: {settings.caption_repeats} interleaved repeats ...")
+            contenders = caption_contenders(open_clip_model, ours, strategy, images, settings.new_tokens)
+            warmups = caption_contenders(open_clip_model, ours, strategy, images, settings.warmup_new_tokens)
+            run.log(f"captioning {strategy.name} batch {batch}: {settings.caption_repeats} interleaved rounds ...")
             with torch.no_grad():
-                times = interleaved(contenders, settings.caption_repeats)
+                times = interleaved(contenders, settings.caption_repeats, warmups, settings.extra_rounds, run.deadline,
+                                    settings.quiet_wait_s)
             reference = times["open_clip"].outputs[0]
             lengths = sorted({int((row != ours.config.text.pad_id).sum()) - 1 for row in reference})
             row = {
@@ -163,6 +195,7 @@ def bench_captioning(open_clip_model, ours, settings: Settings, log: Callable[[s
                 "identical_to_open_clip": all_equal(times["ours"].outputs, reference),
                 "identical_cached_uncached": all_equal(times["ours_uncached"].outputs, times["ours"].outputs[0]),
                 "open_clip_deterministic": all_equal(times["open_clip"].outputs, reference),
+                **rounds_note(times),
                 "open_clip": times["open_clip"].summary(batch),
                 "ours": times["ours"].summary(batch),
                 "ours_uncached": times["ours_uncached"].summary(batch),
@@ -173,19 +206,21 @@ def bench_captioning(open_clip_model, ours, settings: Settings, log: Callable[[s
                 row["target_speedup"] = GENERATE_SPEEDUP_TARGET
                 row["target_met"] = row["speedup_vs_open_clip"] >= GENERATE_SPEEDUP_TARGET
             if settings.profile:
-                table = profile_table(contenders["ours"])
                 path = settings.out_dir / f"profile_generate_{strategy.name}_b{batch}.txt"
-                path.write_text(table)
+                with torch.no_grad():
+                    path.write_text(profile_table(contenders["ours"]))
                 row["profile"] = str(path)
-            log(f"  ours {row['ours']['median_s']:.2f}s, open_clip {row['open_clip']['median_s']:.2f}s, "
-                f"uncached {row['ours_uncached']['median_s']:.2f}s; speedup x{row['speedup_vs_open_clip']:.2f}; "
-                f"identical: open_clip {row['identical_to_open_clip']}, uncached {row['identical_cached_uncached']}")
+            run.log(f"  ours {row['ours']['median_s']:.2f}s, open_clip {row['open_clip']['median_s']:.2f}s, "
+                    f"uncached {row['ours_uncached']['median_s']:.2f}s; speed-up x{row['speedup_vs_open_clip']:.2f}; "
+                    f"identical: open_clip {row['identical_to_open_clip']}, uncached {row['identical_cached_uncached']}; "
+                    f"quiet rounds {row['quiet_rounds']}/{row['rounds']}")
             rows.append(row)
     return rows
 
 
 # ------------------------------------------------------------------------------------------------ 2. encode_image
-def bench_encode(open_clip_model, ours, settings: Settings, log: Callable[[str], None]) -> dict:
+def bench_encode(open_clip_model, ours, run: Run) -> dict:
+    settings = run.settings
     batch = settings.encode_batch
     images = random_images(batch, ours.config.vision.image_size, settings.seed)
 
@@ -207,12 +242,14 @@ def bench_encode(open_clip_model, ours, settings: Settings, log: Callable[[str],
         "ours_bf16": ours_encode_bf16,
         "open_clip_bf16": open_clip_encode_bf16,
     }
-    log(f"encode_image batch {batch}: {settings.encode_repeats} interleaved repeats ...")
-    times = interleaved(contenders, settings.encode_repeats)
+    run.log(f"encode_image batch {batch}: {settings.encode_repeats} interleaved rounds ...")
+    times = interleaved(contenders, settings.encode_repeats, extra_rounds=settings.extra_rounds, deadline=run.deadline,
+                        quiet_wait_s=settings.quiet_wait_s)
     first = {name: m.outputs[0] for name, m in times.items()}
     result = {
         "batch": batch,
         "image_size": ours.config.vision.image_size,
+        **rounds_note(times),
         **{name: m.summary(batch) for name, m in times.items()},
         "ratio_fp32_ours_vs_open_clip": paired_ratio(times["open_clip_fp32"], times["ours_fp32"]),
         "target_ratio": ENCODE_RATIO_TARGET,
@@ -227,7 +264,7 @@ def bench_encode(open_clip_model, ours, settings: Settings, log: Callable[[str],
         for name in ("open_clip_fp32", "ours_fp32"):
             path = settings.out_dir / f"profile_encode_{name}_b{batch}.txt"
             path.write_text(profile_table(contenders[name]))
-    log(f"  ours/open_clip fp32 x{result['ratio_fp32_ours_vs_open_clip']:.3f}, "
+    run.log(f"  ours/open_clip fp32 x{result['ratio_fp32_ours_vs_open_clip']:.3f}, "
         f"bf16/fp32 x{result['speedup_bf16_vs_fp32_ours']:.2f}")
     return result
 
@@ -259,7 +296,8 @@ def decode_step_bytes(ours, image_tokens: torch.Tensor) -> dict[str, int]:
     }
 
 
-def bench_decode_bound(ours, captioning: list[dict], settings: Settings, log: Callable[[str], None]) -> dict:
+def bench_decode_bound(ours, captioning: list[dict], run: Run) -> dict:
+    settings = run.settings
     greedy_b1 = next((r for r in captioning if r["strategy"] == "greedy" and r["batch"] == 1), None)
     if greedy_b1 is None:
         raise ValueError("the decode bound needs the batch-1 greedy measurement; keep 1 in caption_batches.")
@@ -269,10 +307,12 @@ def bench_decode_bound(ours, captioning: list[dict], settings: Settings, log: Ca
     image_tokens = ours.decoder_image_tokens(images)
     parts = decode_step_bytes(ours, image_tokens)
     weight_bytes = sum(v for k, v in parts.items() if k != "image_keys_values")
-    log(f"decode bound: {steps[0]} steps x {weight_bytes / 1e6:.0f} MB of weights; measuring bandwidth ...")
+    run.log(f"decode bound: {steps[0]} steps x {weight_bytes / 1e6:.0f} MB of weights; measuring bandwidth ...")
     dram = read_bandwidth(settings.bandwidth_bytes, settings.bandwidth_repeats)
     working_set = read_bandwidth(weight_bytes, settings.bandwidth_repeats)
-    encoder = interleaved({"image_encoder": lambda: ours.decoder_image_tokens(images)}, settings.encode_repeats)
+    encoder = interleaved({"image_encoder": lambda: ours.decoder_image_tokens(images)}, settings.encode_repeats,
+                          extra_rounds=settings.extra_rounds, deadline=run.deadline,
+                          quiet_wait_s=settings.quiet_wait_s)
     total = greedy_b1["ours"]["median_s"]
     decode = total - encoder["image_encoder"].median
     bound = weight_bytes / dram * steps[0]
@@ -345,11 +385,12 @@ def markdown(report: dict) -> str:
         "",
         f"**Captioning** ({report['captioning'][0]['new_tokens']} new tokens per caption; random weights emit no "
         "end-of-text, so every caption runs all steps). Captions/s = images/s; speed-ups are medians of per-round "
-        "ratios, each round timing the contenders back to back.",
+        "ratios, each round timing the contenders back to back. Statistics use the quiet rounds (other processes "
+        f"kept <= {QUIET_FOREIGN_CORES} cores busy during every call of the round) when there are any.",
         "",
         "| strategy | batch | open_clip captions/s | ours captions/s | ours uncached captions/s | ours / open_clip "
-        "| cached / uncached | identical to open_clip | cached = uncached |",
-        "|---|---:|---:|---:|---:|---:|---:|:-:|:-:|",
+        "| cached / uncached | identical to open_clip | cached = uncached | quiet rounds |",
+        "|---|---:|---:|---:|---:|---:|---:|:-:|:-:|:-:|",
     ]
     for r in report["captioning"]:
         target = ""
@@ -359,12 +400,13 @@ def markdown(report: dict) -> str:
             f"| {r['strategy']} | {r['batch']} | {r['open_clip']['items_per_s']:.3f} | {r['ours']['items_per_s']:.3f} "
             f"| {r['ours_uncached']['items_per_s']:.3f} | {r['speedup_vs_open_clip']:.2f}x{target} "
             f"| {r['speedup_vs_uncached']:.2f}x | {_yes(r['identical_to_open_clip'])} "
-            f"| {_yes(r['identical_cached_uncached'])} |"
+            f"| {_yes(r['identical_cached_uncached'])} | {r['quiet_rounds']}/{r['rounds']} |"
         )
     e = report["encode_image"]
     lines += [
         "",
-        f"**encode_image** (batch {e['batch']}, {e['image_size']}x{e['image_size']}, normalised embeddings).",
+        f"**encode_image** (batch {e['batch']}, {e['image_size']}x{e['image_size']}, normalised embeddings; "
+        f"quiet rounds {e['quiet_rounds']}/{e['rounds']}).",
         "",
         "| contender | images/s | median s | ratio |",
         "|---|---:|---:|---|",
@@ -420,14 +462,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(settings.threads)
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notes inside open_clip
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    run = Run(settings, deadline=time.monotonic() + settings.budget_s)
 
     report: dict = {"environment": environment(settings)}
     open_clip_model, ours = build_models(settings.seed)
-    report["captioning"] = bench_captioning(open_clip_model, ours, settings, log)
-    report["encode_image"] = bench_encode(open_clip_model, ours, settings, log)
-    report["decode_bound"] = bench_decode_bound(ours, report["captioning"], settings, log)
+    report["captioning"] = bench_captioning(open_clip_model, ours, run)
+    report["encode_image"] = bench_encode(open_clip_model, ours, run)
+    report["decode_bound"] = bench_decode_bound(ours, report["captioning"], run)
     report["environment"]["load_average_end"] = os.getloadavg()
 
     table = markdown(report)
@@ -437,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     mismatched = [f"{r['strategy']} batch {r['batch']}" for r in report["captioning"]
                   if not (r["identical_to_open_clip"] and r["identical_cached_uncached"] and r["open_clip_deterministic"])]
     if mismatched:
-        log(f"error: generated tokens differ (ours vs open_clip, or cached vs uncached) for {', '.join(mismatched)}; "
+        run.log(f"error: generated tokens differ (ours vs open_clip, or cached vs uncached) for {', '.join(mismatched)}; "
             f"see {settings.out_dir / 'bench_model.json'}.")
         return 1
     return 0

@@ -1,65 +1,172 @@
 """Timing primitives for benchmarks on a shared, noisy machine.
 
-Contenders are timed *interleaved* (A, B, B, A, A, B ...) rather than one after the other, so that a burst of load
-from a neighbour hits every contender alike; speed ratios are taken per repeat (a side-by-side pair) and then the
-median, which is what makes them trustworthy when absolute times drift by 2x.
+Contenders are timed *interleaved*, one round at a time (A, B, then B, A, ...), so that a slow spell hits every
+contender alike, and speed ratios are taken per round (a side-by-side pair) before the median.
+
+That is not enough on a 2-core machine shared with other jobs: when a neighbour runs multi-threaded torch while we
+do, OpenMP threads oversubscribe the cores and calls made of many small parallel regions (a KV-cached decode step)
+slow down far more (10x was seen) than calls made of a few large matmuls. So every timed call also records how many
+cores *other* processes kept busy meanwhile (from ``/proc/stat`` minus our own CPU time), a round with a busy
+neighbour is flagged and re-run while the budget allows, and statistics use the quiet rounds when there are any.
 """
 from __future__ import annotations
 
+import math
+import os
+import resource
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+QUIET_FOREIGN_CORES = 0.25  # a round is quiet when no call saw other processes use more than this many cores
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """Machine-wide busy CPU seconds (all processes) and this process's own CPU seconds, at one instant."""
+
+    wall: float
+    machine_busy: float
+    own: float
+
+    @classmethod
+    def now(cls) -> "CpuClock":
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return cls(time.perf_counter(), _machine_busy_seconds(), usage.ru_utime + usage.ru_stime)
+
+    def foreign_cores(self, later: "CpuClock") -> float:
+        """Average number of cores other processes (and the hypervisor's steal) kept busy between two instants."""
+        wall = later.wall - self.wall
+        if wall <= 0 or math.isnan(self.machine_busy):
+            return math.nan
+        foreign = (later.machine_busy - self.machine_busy) - (later.own - self.own)
+        return max(foreign, 0.0) / wall
+
+
+def _ticks_per_second() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
+_TICKS_PER_SECOND = _ticks_per_second()
+
+
+def _machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine from the ``cpu`` line of /proc/stat (NaN where there is none)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return math.nan
+    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS_PER_SECOND
+
+
+def wait_for_quiet(max_wait_s: float, window_s: float = 1.0) -> float:
+    """Wait until other processes use at most ``QUIET_FOREIGN_CORES`` over a ``window_s`` window, or ``max_wait_s``.
+
+    Returns the seconds waited. Cheaper than re-running a long round that a neighbour's burst spoiled.
+    """
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_wait_s:
+        before = CpuClock.now()
+        time.sleep(window_s)
+        load = before.foreign_cores(CpuClock.now())
+        if math.isnan(load) or load <= QUIET_FOREIGN_CORES:
+            break
+    return time.perf_counter() - start
+
 
 @dataclass
 class Measurement:
-    """Wall-clock seconds of each timed repeat, plus every output (the warm-up run's first) for identity checks."""
+    """Per-round wall-clock seconds, the foreign load each call saw, and every timed output (for identity checks)."""
 
     seconds: list[float] = field(default_factory=list)
+    foreign_cores: list[float] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
+    quiet_rounds: list[bool] = field(default_factory=list)  # shared by every contender of one ``interleaved`` call
+
+    def kept_seconds(self) -> list[float]:
+        """The quiet rounds' seconds, or every round's when none was quiet."""
+        quiet = [s for s, ok in zip(self.seconds, self.quiet_rounds) if ok]
+        return quiet or self.seconds
 
     @property
     def median(self) -> float:
-        return statistics.median(self.seconds)
+        return statistics.median(self.kept_seconds())
 
-    def summary(self, items: int) -> dict[str, float]:
-        """Median / min / max seconds and the median throughput for ``items`` processed per call."""
+    def summary(self, items: int) -> dict[str, Any]:
+        """Median / min / max seconds over the kept rounds and the median throughput for ``items`` per call."""
+        kept = self.kept_seconds()
         return {
-            "median_s": self.median,
-            "min_s": min(self.seconds),
-            "max_s": max(self.seconds),
-            "items_per_s": items / self.median,
+            "median_s": statistics.median(kept),
+            "min_s": min(kept),
+            "max_s": max(kept),
+            "items_per_s": items / statistics.median(kept),
+            "all_rounds_s": self.seconds,
+            "foreign_cores": self.foreign_cores,
         }
 
 
-def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: bool = True) -> dict[str, Measurement]:
-    """Time each contender ``repeats`` times, alternating the order every round (ABBA) to cancel drift.
+def interleaved(
+    contenders: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmups: dict[str, Callable[[], Any]] | None = None,
+    extra_rounds: int = 0,
+    deadline: float = math.inf,
+    quiet_wait_s: float = 0.0,
+) -> dict[str, Measurement]:
+    """Time each contender once per round for ``repeats`` rounds, reversing the order every other round (ABBA).
 
-    The untimed warm-up call (one per contender) pays one-off costs (oneDNN kernel selection, allocator growth);
-    its output is kept first in ``outputs`` so callers can check that every timed run reproduced it.
+    ``warmups`` (default: the contenders themselves) run once, untimed, first: they pay one-off costs (oneDNN
+    kernel selection, allocator growth); pass cheaper calls that take the same code paths when a contender is slow.
+    A round in which a neighbour kept more than ``QUIET_FOREIGN_CORES`` busy is re-run, up to ``extra_rounds``
+    times and while ``time.monotonic() < deadline``; before each round, wait up to ``quiet_wait_s`` for quiet.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}.")
+    for run in (warmups or contenders).values():
+        run()
     results = {name: Measurement() for name in contenders}
-    if warmup:
-        for name, run in contenders.items():
-            results[name].outputs.append(run())
     order = list(contenders)
-    for round_index in range(repeats):
-        for name in order if round_index % 2 == 0 else reversed(order):
-            start = time.perf_counter()
+    quiet_count = rounds = 0
+    while quiet_count < repeats and rounds < repeats + extra_rounds:
+        if rounds >= repeats and time.monotonic() >= deadline:
+            break
+        if quiet_wait_s > 0:
+            wait_for_quiet(quiet_wait_s)
+        loads = []
+        for name in order if rounds % 2 == 0 else reversed(order):
+            before = CpuClock.now()
             output = contenders[name]()
-            results[name].seconds.append(time.perf_counter() - start)
+            after = CpuClock.now()
+            loads.append(before.foreign_cores(after))
+            results[name].seconds.append(after.wall - before.wall)
+            results[name].foreign_cores.append(loads[-1])
             results[name].outputs.append(output)
+        quiet = not any(load > QUIET_FOREIGN_CORES for load in loads)  # NaN (no /proc/stat) counts as quiet
+        for measurement in results.values():
+            measurement.quiet_rounds.append(quiet)
+        quiet_count += quiet
+        rounds += 1
     return results
 
 
 def paired_ratio(numerator: Measurement, denominator: Measurement) -> float:
-    """Median over repeats of numerator/denominator seconds, each pair timed in the same round."""
-    return statistics.median(n / d for n, d in zip(numerator.seconds, denominator.seconds))
+    """Median over rounds of numerator/denominator seconds, each pair timed in the same round (quiet rounds if any)."""
+    pairs = list(zip(numerator.seconds, denominator.seconds, numerator.quiet_rounds))
+    quiet = [(n, d) for n, d, ok in pairs if ok] or [(n, d) for n, d, _ in pairs]
+    return statistics.median(n / d for n, d in quiet)
+
+
+def quiet_round_count(measurement: Measurement) -> tuple[int, int]:
+    """(quiet rounds, all rounds)."""
+    return sum(measurement.quiet_rounds), len(measurement.quiet_rounds)
 
 
 def read_bandwidth(nbytes: int, repeats: int) -> float:

@@ -8,6 +8,7 @@ import torch
 
 from coca_bench.model import CoCa, GenerationConfig, from_network, get_preset, load_model, save_native
 from coca_bench.model.checkpoints import convert_open_clip_state
+from conftest import randomize_open_clip_coca
 
 EOS = 49407
 
@@ -183,11 +184,7 @@ def tiny_open_clip(tmp_path_factory):
     }
     (folder / "coca_tiny_test.json").write_text(json.dumps(cfg))
     open_clip.add_model_config(folder)
-    torch.manual_seed(0)
-    reference = open_clip.create_model("coca_tiny_test").eval()
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    reference = randomize_open_clip_coca(open_clip.create_model("coca_tiny_test"), seed=0, scale=0.05)
     files = tmp_path_factory.mktemp("oc_files")
     torch.save(reference.state_dict(), files / "plain.bin")
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, files / "train.pt")
