@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from timing import QUIET_FOREIGN_CORES, Measurement, interleaved, paired_ratio, quiet_round_count, read_bandwidth
+from timing import QUIET_FOREIGN_CORES, Measurement, foreign_load, interleaved, paired_ratio, quiet_round_count, read_bandwidth
 
 BENCH_DIR = Path(__file__).resolve().parent
 ARCH = "coca_ViT-B-32"
@@ -381,7 +381,8 @@ def markdown(report: dict) -> str:
         f"Model `{ARCH}` (random weights, fp32 unless noted), {env['threads']} threads, {env['cpu_model']}, "
         f"torch {env['torch']}, open_clip {env['open_clip']}, {env['date']}.",
         f"Load average at start / end: {', '.join(f'{x:.1f}' for x in env['load_average_start'])} / "
-        f"{', '.join(f'{x:.1f}' for x in env['load_average_end'])}. Command: `{env['command']}`.",
+        f"{', '.join(f'{x:.1f}' for x in env['load_average_end'])}; other processes' CPU use at start: "
+        f"{env['foreign_cores_at_start']:.2f} cores. Command: `{env['command']}`.",
         "",
         f"**Captioning** ({report['captioning'][0]['new_tokens']} new tokens per caption; random weights emit no "
         "end-of-text, so every caption runs all steps). Captions/s = images/s; speed-ups are medians of per-round "
@@ -465,6 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(settings, deadline=time.monotonic() + settings.budget_s)
 
     report: dict = {"environment": environment(settings)}
+    busy = report["environment"]["foreign_cores_at_start"] = foreign_load(2.0)
+    if busy > QUIET_FOREIGN_CORES and settings.threads > 1:
+        run.log(f"warning: other processes keep {busy:.1f} cores busy; with {settings.threads} threads each, OpenMP "
+                "oversubscription slows many-small-op code (cached decoding) far more than big matmuls, which skews "
+                "the ratios. Prefer a quiet machine, or --threads 1.")
     open_clip_model, ours = build_models(settings.seed)
     report["captioning"] = bench_captioning(open_clip_model, ours, run)
     report["encode_image"] = bench_encode(open_clip_model, ours, run)

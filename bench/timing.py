@@ -67,6 +67,13 @@ def _machine_busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS_PER_SECOND
 
 
+def foreign_load(window_s: float = 1.0) -> float:
+    """Cores other processes keep busy, averaged over the next ``window_s`` seconds (we sleep meanwhile)."""
+    before = CpuClock.now()
+    time.sleep(window_s)
+    return before.foreign_cores(CpuClock.now())
+
+
 def wait_for_quiet(max_wait_s: float, window_s: float = 1.0) -> float:
     """Wait until other processes use at most ``QUIET_FOREIGN_CORES`` over a ``window_s`` window, or ``max_wait_s``.
 
@@ -74,9 +81,7 @@ def wait_for_quiet(max_wait_s: float, window_s: float = 1.0) -> float:
     """
     start = time.perf_counter()
     while time.perf_counter() - start < max_wait_s:
-        before = CpuClock.now()
-        time.sleep(window_s)
-        load = before.foreign_cores(CpuClock.now())
+        load = foreign_load(window_s)
         if math.isnan(load) or load <= QUIET_FOREIGN_CORES:
             break
     return time.perf_counter() - start

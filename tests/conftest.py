@@ -3,20 +3,73 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("COCA_BENCH_CACHE", tempfile.mkdtemp(prefix="coca_bench_test_cache_"))
 
 
-def randomize_open_clip_coca(model, seed: int = 0, scale: float = 0.02):
-    """Seeded random weights for an open_clip CoCa. Its decoder's vocabulary projection is ``torch.empty`` and never
-    initialised (often zeros, sometimes garbage), so set it first; then perturb every weight so that no parity test can
-    pass on a degenerate model."""
+def random_open_clip_coca(arch: str, seed: int = 0, scale: float = 0.02):
+    """open_clip's CoCa ``arch`` with seeded random weights, the same whatever ran before.
+
+    Its decoder's vocabulary projection is ``torch.empty`` and never initialised (often zeros, sometimes garbage), so
+    set it; then perturb every weight so that no parity test can pass on a degenerate model.
+    """
+    import open_clip
     import torch
 
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        projection = model.text_decoder.text_projection
-        projection.copy_(torch.randn(projection.shape, generator=generator) * projection.shape[0] ** -0.5)
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=generator) * (scale if p.dim() > 1 else 2.5 * scale))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(arch)
+        with torch.no_grad():
+            projection = model.text_decoder.text_projection
+            projection.copy_(torch.randn(projection.shape) * projection.shape[0] ** -0.5)
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape) * (scale if p.dim() > 1 else 2.5 * scale))
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def minidata_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mini datasets generated once per session (seed 0), shared by the data tests."""
+    from coca_bench.data import generate_minidata
+
+    root = tmp_path_factory.getbasetemp() / "coca_bench_minidata_seed0"
+    if not root.is_dir():
+        generate_minidata(root, seed=0)
+    return root
+
+
+TINY_OPEN_CLIP_CONFIG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 16, "head_width": 64,
+                   "attentional_pool": True, "attn_pooler_queries": 8, "attn_pooler_heads": 2, "output_tokens": True},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2, "embed_cls": True,
+                 "output_tokens": True},
+    "multimodal_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    "custom_text": True,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny CoCa built by open_clip's own code (registered as ``coca_tiny_test``) with seeded random weights, saved
+    as ``plain.bin`` (a state dict), ``train.pt`` (a training checkpoint) and ``weights.safetensors``.
+    Returns (open_clip model, path of plain.bin)."""
+    import json
+
+    open_clip = pytest.importorskip("open_clip")
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("open_clip_config")
+    (folder / "coca_tiny_test.json").write_text(json.dumps(TINY_OPEN_CLIP_CONFIG))
+    open_clip.add_model_config(folder)
+    reference = random_open_clip_coca("coca_tiny_test", seed=0, scale=0.05)
+    files = tmp_path_factory.mktemp("open_clip_files")
+    state = reference.state_dict()
+    torch.save(state, files / "plain.bin")
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, files / "train.pt")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(files / "weights.safetensors"))
+    return reference, files / "plain.bin"

@@ -12,7 +12,6 @@ from PIL import Image
 from coca_bench.data import (
     UnreadableMediaError,
     count_frames,
-    generate_minidata,
     load_image,
     read_frames,
     read_sampled_frames,
@@ -20,15 +19,6 @@ from coca_bench.data import (
 )
 
 BACKENDS = ("decord", "pyav")
-
-
-@pytest.fixture(scope="session")
-def minidata_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One generation per session, shared by the test_data_* files."""
-    root = tmp_path_factory.getbasetemp() / "coca_bench_minidata_seed0"
-    if not root.is_dir():
-        generate_minidata(root, seed=0)
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -19,15 +19,6 @@ from coca_bench.data.video import read_frames
 
 
 @pytest.fixture(scope="session")
-def minidata_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One generation per session, shared by the test_data_* files."""
-    root = tmp_path_factory.getbasetemp() / "coca_bench_minidata_seed0"
-    if not root.is_dir():
-        generate_minidata(root, seed=0)
-    return root
-
-
-@pytest.fixture(scope="session")
 def ground_truth(minidata_root: Path) -> dict:
     return json.loads((minidata_root / "ground_truth.json").read_text())
 

@@ -12,7 +12,6 @@ from coca_bench.data import (
     AnnotationFormatError,
     DatasetLayoutError,
     DatasetNotFoundError,
-    generate_minidata,
     imagenet_wnids,
     read_coco_captions,
     read_coco_val_captions,
@@ -24,15 +23,6 @@ from coca_bench.data import (
     read_vqa,
 )
 from coca_bench.data.imagenet import IMAGENET_WNIDS_FILE
-
-
-@pytest.fixture(scope="session")
-def minidata_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One generation per session, shared by the test_data_* files."""
-    root = tmp_path_factory.getbasetemp() / "coca_bench_minidata_seed0"
-    if not root.is_dir():
-        generate_minidata(root, seed=0)
-    return root
 
 
 def _copy_json(source: Path, target: Path, edit) -> Path:

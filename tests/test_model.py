@@ -8,7 +8,6 @@ import torch
 
 from coca_bench.model import CoCa, GenerationConfig, from_network, get_preset, load_model, save_native
 from coca_bench.model.checkpoints import convert_open_clip_state
-from conftest import randomize_open_clip_coca
 
 EOS = 49407
 
@@ -168,35 +167,10 @@ def test_bundled_checkpoints_are_deterministic():
     assert all(torch.equal(state[k], v) for k, v in reference.state_dict().items())
 
 
-@pytest.fixture(scope="module")
-def tiny_open_clip(tmp_path_factory):
-    """A tiny open_clip CoCa (its own code) with every weight perturbed, saved in three file layouts."""
-    open_clip = pytest.importorskip("open_clip")
-    folder = tmp_path_factory.mktemp("oc_cfg")
-    cfg = {
-        "embed_dim": 64,
-        "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 16, "head_width": 64,
-                       "attentional_pool": True, "attn_pooler_queries": 8, "attn_pooler_heads": 2, "output_tokens": True},
-        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
-                     "embed_cls": True, "output_tokens": True},
-        "multimodal_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-        "custom_text": True,
-    }
-    (folder / "coca_tiny_test.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
-    reference = randomize_open_clip_coca(open_clip.create_model("coca_tiny_test"), seed=0, scale=0.05)
-    files = tmp_path_factory.mktemp("oc_files")
-    torch.save(reference.state_dict(), files / "plain.bin")
-    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, files / "train.pt")
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(files / "weights.safetensors"))
-    return reference, files
-
-
 @pytest.mark.parametrize("filename", ["plain.bin", "train.pt", "weights.safetensors"])
 def test_open_clip_file_import_matches_open_clip(tiny_open_clip, filename, pixels):
-    reference, files = tiny_open_clip
+    reference, path = tiny_open_clip
+    files = path.parent
     model = load_model(f"open_clip:coca_tiny_test:{files / filename}")
     ids = model.tokenizer(["a red circle", "two blue squares and a star"])
     with torch.no_grad():
