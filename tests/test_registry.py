@@ -85,3 +85,33 @@ def test_description_defaults_to_the_docstring_and_source_to_the_file(tmp_path):
     path = write_plugin(tmp_path, "a.py", "alpha")
     (spec,) = load_plugins([tmp_path], entry_points=False).values()
     assert spec.description == "A test task." and spec.source == str(path)
+
+
+def _installed_distribution(site, package, entry_value, module_source):
+    """A minimal installed package with a ``coca_bench.tasks`` entry point, as pip would leave it."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(textwrap.dedent(module_source))
+    info = site / f"{package}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[coca_bench.tasks]\nmy_tasks = {entry_value}\n")
+
+
+def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch):
+    _installed_distribution(tmp_path, "acme_coca_tasks", "acme_coca_tasks", """
+        from coca_bench.registry import register_task
+
+        @register_task("acme_task", groups=("acme",), dataset="d", metrics=["m"])
+        def run(ctx, params):
+            '''From an installed package.'''
+        """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tasks = load_plugins([], entry_points=True)
+    assert "acme_task" in tasks and tasks["acme_task"].groups == ("acme",)
+
+
+def test_broken_entry_point_is_named(tmp_path, monkeypatch):
+    _installed_distribution(tmp_path, "broken_coca_tasks", "broken_coca_tasks", "import no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RegistryError, match=r"entry point 'my_tasks' \(broken_coca_tasks\) failed to import"):
+        load_plugins([], entry_points=True)

@@ -170,8 +170,9 @@ class CoCa(nn.Module):
         total = self.cfg.contrastive_loss_weight * contrastive + self.cfg.caption_loss_weight * caption
         return {"contrastive_loss": contrastive, "caption_loss": caption, "loss": total}
 
-    def start_decoding(self, image_tokens: torch.Tensor, max_len: int, use_cache: bool = True) -> "DecodingSession":
-        return DecodingSession(self, image_tokens, max_len, use_cache)
+    def start_decoding(self, image_tokens: torch.Tensor, max_len: int, use_cache: bool = True,
+                       rows_per_image: int = 1) -> "DecodingSession":
+        return DecodingSession(self, image_tokens, max_len, use_cache, rows_per_image)
 
 
 def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
@@ -187,16 +188,22 @@ class DecodingSession:
     With ``use_cache`` the unimodal and multimodal self-attention keep key/value caches and the cross-attention
     keys/values over the image tokens are computed once. Without it every step re-runs the whole prefix, like
     open_clip's ``generate``; both paths give the same logits up to float rounding.
+
+    ``rows_per_image`` consecutive rows decode the same image (beam search): they share one copy of its keys and
+    values, and must keep their image through :meth:`select`.
     """
 
-    def __init__(self, model: CoCa, image_tokens: torch.Tensor, max_len: int, use_cache: bool) -> None:
+    def __init__(self, model: CoCa, image_tokens: torch.Tensor, max_len: int, use_cache: bool,
+                 rows_per_image: int = 1) -> None:
         self.model, self.use_cache, self.max_len = model, use_cache, max_len
+        self.shared_images = rows_per_image > 1
         self.image_kv = model.decoder.image_kv(image_tokens)
-        self.prefix = image_tokens.new_zeros(image_tokens.shape[0], 0, dtype=torch.long)
+        rows = image_tokens.shape[0] * rows_per_image
+        self.prefix = torch.zeros(rows, 0, dtype=torch.long, device=image_tokens.device)
         if use_cache:
             self.text_caches = [KVCache(max_len) for _ in model.text.blocks]
             self.decoder_caches = [KVCache(max_len) for _ in model.decoder.self_blocks]
-            self.key_valid = torch.zeros(image_tokens.shape[0], 0, dtype=torch.bool, device=image_tokens.device)
+            self.key_valid = torch.zeros(rows, 0, dtype=torch.bool, device=image_tokens.device)
 
     @property
     def length(self) -> int:
@@ -233,14 +240,10 @@ class DecodingSession:
             x = block(x, mask)
         return x
 
-    def select(self, index: torch.Tensor, same_images: bool = False) -> None:
-        """Keep and reorder rows (beam reordering, or dropping finished rows).
-
-        ``same_images``: the caller guarantees every row keeps its image (beams reorder within one image), so the
-        cross-attention keys/values need no copy.
-        """
+    def select(self, index: torch.Tensor) -> None:
+        """Keep and reorder rows: beams reorder within their image, or finished rows are dropped."""
         self.prefix = self.prefix.index_select(0, index)
-        if not same_images:
+        if not self.shared_images:
             self.image_kv = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.image_kv]
         if self.use_cache:
             self.key_valid = self.key_valid.index_select(0, index)

@@ -166,7 +166,7 @@ def _beam_search(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig)
     batch, beams, groups = image_tokens.shape[0], cfg.num_beams, cfg.num_beam_groups
     size = beams // groups
     max_len = cfg.max_new_tokens + 1
-    session = model.start_decoding(image_tokens.repeat_interleave(beams, dim=0), max_len, cfg.use_cache)
+    session = model.start_decoding(image_tokens, max_len, cfg.use_cache, rows_per_image=beams)
     input_ids = torch.full((batch * beams, 1), t.sot_id, dtype=torch.long, device=device)
     beam_scores = torch.full((batch, beams), -1e9, dtype=torch.float, device=device)
     beam_scores[:, ::size] = 0  # the first beam of each group starts alive, the others are copies held back
@@ -198,7 +198,7 @@ def _beam_search(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig)
         input_ids = torch.cat([input_ids, current_tokens[:, None]], dim=1)
         if all(all(d) for d in done) or input_ids.shape[1] >= max_len:
             break
-        session.select(reorder, same_images=True)
+        session.select(reorder)
         logits = session.step(current_tokens).float()
     return _finalize(hyps, done, input_ids, beam_scores, size, max_len, t)
 

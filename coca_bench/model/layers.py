@@ -80,8 +80,19 @@ class CrossAttention(nn.Module):
         return _split_heads(k, self.heads), _split_heads(v, self.heads)
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """``kv`` may hold one entry per group of rows (one image for all its beams): each query attends on its
+        own, so the group's queries are folded into the query length instead of copying keys and values per row."""
         q = _split_heads(self.q(x), self.heads)
-        return self.out(_merge_heads(F.scaled_dot_product_attention(q, kv[0], kv[1])))
+        k, v = kv
+        rows, heads, length, dim = q.shape
+        if k.shape[0] == rows:
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            group = rows // k.shape[0]
+            q = q.view(k.shape[0], group, heads, length, dim).transpose(1, 2).reshape(k.shape[0], heads, -1, dim)
+            out = F.scaled_dot_product_attention(q, k, v)
+            out = out.view(k.shape[0], heads, group, length, dim).transpose(1, 2).reshape(rows, heads, length, dim)
+        return self.out(_merge_heads(out))
 
 
 class MLP(nn.Module):
