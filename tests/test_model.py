@@ -242,8 +242,7 @@ def test_convert_open_clip_state_splits_fused_projections():
         "text.attn_mask": torch.ones(1),
     }
     out = convert_open_clip_state(state)
-    # split into queries and keys/values, then stored [in, out] (transposed from torch's [out, in])
-    assert torch.equal(out["decoder.cross_blocks.0.attn.q.weight"], torch.arange(4.0).view(2, 2).T)
-    assert torch.equal(out["decoder.cross_blocks.0.attn.kv.weight"], torch.arange(4.0, 12.0).view(4, 2).T)
-    assert torch.equal(out["visual.gen_pooler.attn.kv.weight"], torch.cat([torch.zeros(2, 3), torch.ones(2, 3)]).T)
+    assert torch.equal(out["decoder.cross_blocks.0.attn.q.weight"], torch.arange(4.0).view(2, 2))
+    assert torch.equal(out["decoder.cross_blocks.0.attn.kv.weight"], torch.arange(4.0, 12.0).view(4, 2))
+    assert torch.equal(out["visual.gen_pooler.attn.kv.weight"], torch.cat([torch.zeros(2, 3), torch.ones(2, 3)]))
     assert "text.blocks.1.mlp.fc.weight" in out and not any("attn_mask" in k for k in out)

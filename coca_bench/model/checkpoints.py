@@ -134,7 +134,6 @@ _RENAMES = [
     (r"\.mlp\.c_proj\.", ".mlp.proj."),
     (r"\.attn\.out_proj\.", ".attn.out."),
 ]
-_DENSE_WEIGHT = re.compile(r"\.(qkv|q|kv|out|fc|proj)\.weight$")
 _CROSS = re.compile(r"^(decoder\.cross_blocks\.\d+|visual\.(gen|con)_pooler)\.attn\.")
 
 
@@ -162,8 +161,7 @@ def convert_open_clip_state(state: dict[str, torch.Tensor]) -> dict[str, torch.T
             out[key.replace(".attn.in_proj_weight", ".attn.qkv.weight").replace(".attn.in_proj_bias", ".attn.qkv.bias")] = value
     for prefix, parts in separate_kv.items():
         out[f"{prefix}kv.weight"] = torch.cat([parts["k_proj_weight"], parts["v_proj_weight"]])
-    # our dense layers store [in, out] (see layers.Linear); torch's store [out, in]
-    return {k: v.t().contiguous() if _DENSE_WEIGHT.search(k) else v for k, v in out.items()}
+    return out
 
 
 def _read_state_file(path: Path) -> dict[str, torch.Tensor]:

@@ -11,25 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class Linear(nn.Module):
-    """A dense layer that stores its weight as [in, out] and runs ``addmm``.
-
-    On CPUs, MKL multiplies a few rows by an [in, out] matrix two to four times faster than by the transposed
-    [out, in] layout of ``nn.Linear``; at the row counts of image encoding both layouts run at the same speed.
-    Decoding a handful of captions is exactly the few-rows case.
-    """
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        bound = in_features**-0.5
-        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight)
-        return out.view(*x.shape[:-1], out.shape[-1])
-
-
 class KVCache:
     """Keys and values of one self-attention layer, preallocated to ``max_len`` positions."""
 
@@ -73,8 +54,8 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.qkv = Linear(dim, 3 * dim)
-        self.out = Linear(dim, dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         """``mask``: boolean, True where a query may attend a key, broadcastable to [B, H, Tq, Tk]."""
@@ -90,9 +71,9 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, heads: int, kv_dim: int | None = None) -> None:
         super().__init__()
         self.heads = heads
-        self.q = Linear(dim, dim)
-        self.kv = Linear(kv_dim or dim, 2 * dim)
-        self.out = Linear(dim, dim)
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(kv_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
 
     def image_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, v = self.kv(context).chunk(2, dim=-1)
@@ -117,8 +98,8 @@ class CrossAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc = Linear(dim, hidden)
-        self.proj = Linear(hidden, dim)
+        self.fc = nn.Linear(dim, hidden)
+        self.proj = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(F.gelu(self.fc(x)))
