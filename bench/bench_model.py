@@ -62,7 +62,7 @@ class Settings:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
         common = dict(quick=args.quick, threads=args.threads, out_dir=args.out, profile=args.profile)
-        if args.quick:  # the same measurements, smaller: about a minute and a half on 2 cores
+        if args.quick:  # the same measurements, smaller: about a minute on 2 quiet cores
             return cls(**common, new_tokens=20, caption_batches=(1,), caption_repeats=2, extra_rounds=0, budget_s=90,
                        quiet_wait_s=3.0, encode_batch=8, encode_repeats=3, bandwidth_repeats=3)
         return cls(**common)
@@ -146,9 +146,9 @@ def counting_decode_steps() -> Iterator[list[int]]:
 
 
 def profile_table(run: Callable[[], Any], rows: int = 20) -> str:
-    from torch.profiler import profile
+    from torch.profiler import ProfilerActivity, profile
 
-    with profile() as prof:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
         run()
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
@@ -343,6 +343,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what fp32/bf16 speed depends on
+
+
+def cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in NOTABLE_CPU_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True)
@@ -363,6 +377,7 @@ def environment(settings: Settings) -> dict:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "load_average_start": os.getloadavg(),
         "git_commit": git_commit(),
@@ -378,7 +393,8 @@ def _yes(flag: bool) -> str:
 def markdown(report: dict) -> str:
     env, lines = report["environment"], []
     lines += [
-        f"Model `{ARCH}` (random weights, fp32 unless noted), {env['threads']} threads, {env['cpu_model']}, "
+        f"Model `{ARCH}` (random weights, fp32 unless noted), {env['threads']} threads, {env['cpu_model']} "
+        f"({' '.join(env['cpu_flags']) or 'no AVX2'}), "
         f"torch {env['torch']}, open_clip {env['open_clip']}, {env['date']}.",
         f"Load average at start / end: {', '.join(f'{x:.1f}' for x in env['load_average_start'])} / "
         f"{', '.join(f'{x:.1f}' for x in env['load_average_end'])}; other processes' CPU use at start: "
@@ -447,7 +463,7 @@ def markdown(report: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller batches (about 1.5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, batch 1 only, 20 tokens (about a minute)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for both models")
     parser.add_argument("--profile", action="store_true", help="also write torch.profiler tables to the output folder")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="output folder (default bench/out)")

@@ -62,6 +62,34 @@ def test_cache_equivalence_with_early_stops_and_padding(pixels):
     assert greedy[after_end].eq(0).all(), "finished rows are padded with pad_id"
 
 
+def test_every_row_has_one_end_token_then_padding(pixels):
+    """Rows finish at every possible step, including the one just before the forced last position, while other rows
+    of the same batch go on (EOS made likely with a range of strengths so that finishing is mixed)."""
+    model = _tiny()
+    with torch.no_grad():
+        model.network.decoder.ln_final.bias[0] += 10.0
+    mixed = 0
+    for weight in [0.6 + 0.02 * i for i in range(11)]:
+        with torch.no_grad():
+            model.network.decoder.lm_head[0, EOS] += weight
+        for max_new in range(2, 9):
+            for strategy, options in STRATEGY_OPTIONS:
+                out = model.generate(pixels, strategy, max_new_tokens=max_new, min_new_tokens=1, **options)
+                early = []
+                for row in out.tolist():
+                    if EOS not in row:  # beam search: a hypothesis that reached the length limit (as in open_clip)
+                        assert strategy == "beam" and len(row) == max_new + 1 and 0 not in row, row
+                        early.append(False)
+                        continue
+                    end = row.index(EOS)
+                    assert row.count(EOS) == 1 and all(t == 0 for t in row[end + 1:]), (strategy, max_new, row)
+                    early.append(end < max_new)
+                mixed += any(early) and not all(early)
+        with torch.no_grad():
+            model.network.decoder.lm_head[0, EOS] -= weight
+    assert mixed >= 5, "rows of one batch must finish at different steps for this test to mean anything"
+
+
 def test_sampling_is_seeded(tiny, pixels):
     a = tiny.generate(pixels, "top_k", top_k=50, seed=1, max_new_tokens=10)
     assert torch.equal(a, tiny.generate(pixels, "top_k", top_k=50, seed=1, max_new_tokens=10))

@@ -113,15 +113,16 @@ def _sample(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig) -> t
     active = torch.arange(batch, device=image_tokens.device)
     logits = session.step(out[:, 0])
     length = 1
-    while length < max_len:
-        scores = _suppress_eos(logits.float(), out[active, :length], cfg, t.eot_id)
-        if length + 1 == max_len:
+    while True:
+        if length + 1 == max_len:  # the last position is forced to end-of-text, as in open_clip
             tokens = torch.full_like(active, t.eot_id)
-        elif cfg.strategy == "greedy":
-            tokens = scores.argmax(dim=-1)
         else:
-            probs = F.softmax(_warp(scores, cfg) / cfg.temperature, dim=-1)
-            tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            scores = _suppress_eos(logits.float(), out[active, :length], cfg, t.eot_id)
+            if cfg.strategy == "greedy":
+                tokens = scores.argmax(dim=-1)
+            else:
+                probs = F.softmax(_warp(scores, cfg) / cfg.temperature, dim=-1)
+                tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
         out[active, length] = tokens
         length += 1
         running = (tokens != t.eot_id) & (tokens != t.pad_id)  # open_clip stops a row at EOS or pad
@@ -131,7 +132,8 @@ def _sample(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig) -> t
             keep = running.nonzero()[:, 0]
             active, tokens = active[keep], tokens[keep]
             session.select(keep)
-        logits = session.step(tokens)
+        if length + 1 < max_len:  # a forced last token needs no logits
+            logits = session.step(tokens)
     return out[:, :length]
 
 
