@@ -106,19 +106,10 @@ class Run:
 # ------------------------------------------------------------------------------------------------------------ models
 def build_models(seed: int):
     """(open_clip model, our ``CocaModel``) holding the same random weights."""
-    import open_clip
+    from coca_bench.model.parity import ours_from_open_clip, random_open_clip_coca
 
-    from coca_bench.model import CoCa, from_network, get_preset
-    from coca_bench.model.checkpoints import convert_open_clip_state, load_state
-
-    torch.manual_seed(seed)
-    open_clip_model = open_clip.create_model(ARCH).eval()
-    with torch.no_grad():  # open_clip zero-inits the vocabulary head: perturb so that logits are not all ties
-        for p in open_clip_model.parameters():
-            p.add_(torch.randn_like(p) * (0.02 if p.dim() > 1 else 0.05))
-    network = CoCa(get_preset(ARCH)).eval()
-    load_state(network, convert_open_clip_state(open_clip_model.state_dict()), "open_clip")
-    return open_clip_model, from_network(network, name=f"{ARCH}-random-s{seed}")
+    open_clip_model = random_open_clip_coca(ARCH, seed=seed)
+    return open_clip_model, ours_from_open_clip(open_clip_model, ARCH, name=f"{ARCH}-random-s{seed}")
 
 
 def random_images(batch: int, size: int, seed: int) -> torch.Tensor:

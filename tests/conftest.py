@@ -10,26 +10,6 @@ import pytest
 os.environ.setdefault("COCA_BENCH_CACHE", tempfile.mkdtemp(prefix="coca_bench_test_cache_"))
 
 
-def random_open_clip_coca(arch: str, seed: int = 0, scale: float = 0.02):
-    """open_clip's CoCa ``arch`` with seeded random weights, the same whatever ran before.
-
-    Its decoder's vocabulary projection is ``torch.empty`` and never initialised (often zeros, sometimes garbage), so
-    set it; then perturb every weight so that no parity test can pass on a degenerate model.
-    """
-    import open_clip
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.create_model(arch)
-        with torch.no_grad():
-            projection = model.text_decoder.text_projection
-            projection.copy_(torch.randn(projection.shape) * projection.shape[0] ** -0.5)
-            for p in model.parameters():
-                p.add_(torch.randn(p.shape) * (scale if p.dim() > 1 else 2.5 * scale))
-    return model.eval()
-
-
 @pytest.fixture(scope="session")
 def minidata_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The mini datasets generated once per session (seed 0), shared by the data tests."""
@@ -62,6 +42,8 @@ def tiny_open_clip(tmp_path_factory: pytest.TempPathFactory):
     open_clip = pytest.importorskip("open_clip")
     import torch
     from safetensors.torch import save_file
+
+    from coca_bench.model.parity import random_open_clip_coca
 
     folder = tmp_path_factory.mktemp("open_clip_config")
     (folder / "coca_tiny_test.json").write_text(json.dumps(TINY_OPEN_CLIP_CONFIG))

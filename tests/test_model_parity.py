@@ -8,9 +8,7 @@ import torch
 open_clip = pytest.importorskip("open_clip")
 pytest.importorskip("transformers")
 
-from coca_bench.model import CoCa, from_network, get_preset  # noqa: E402
-from coca_bench.model.checkpoints import convert_open_clip_state, load_state  # noqa: E402
-from conftest import random_open_clip_coca  # noqa: E402
+from coca_bench.model.parity import ours_from_open_clip, random_open_clip_coca  # noqa: E402
 
 EOS = 49407
 
@@ -18,9 +16,7 @@ EOS = 49407
 @pytest.fixture(scope="module")
 def pair():
     reference = random_open_clip_coca("coca_ViT-B-32", seed=0)
-    net = CoCa(get_preset("coca_ViT-B-32")).eval()
-    load_state(net, convert_open_clip_state(reference.state_dict()), "open_clip")
-    return reference, from_network(net)
+    return reference, ours_from_open_clip(reference, "coca_ViT-B-32")
 
 
 @pytest.fixture(scope="module")
