@@ -2,8 +2,8 @@
 
     python bench/bench_model.py [--quick] [--threads N] [--profile] [--out DIR]
 
-Both models hold the same random-weight ``coca_ViT-B-32`` (open_clip's, perturbed because it zero-inits its vocabulary
-head, then converted into ours) and see the same input tensors. Every configuration checks that the outputs are
+Both models hold the same random-weight ``coca_ViT-B-32`` (``coca_bench.model.parity``: open_clip's, with its
+uninitialised vocabulary head set and every weight perturbed, then copied into ours) and see the same input tensors. Every configuration checks that the outputs are
 identical (tokens: ours vs open_clip, and ours cached vs uncached) before its timings count; a mismatch fails the run
 (exit status 1) after the report is written. Random weights practically never emit end-of-text, so every caption runs
 the full ``--new-tokens`` steps: a fixed amount of work per caption, which is what a throughput comparison needs.

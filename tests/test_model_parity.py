@@ -1,5 +1,6 @@
-"""Parity with open_clip 3.3.0 on coca_ViT-B-32 with seeded random weights (every weight perturbed: open_clip
-zero-initialises the vocabulary head, which would make any generation comparison trivially pass)."""
+"""Parity with open_clip 3.3.0 on coca_ViT-B-32 with seeded random weights (``coca_bench.model.parity``: open_clip
+leaves its vocabulary head uninitialised, so it is set explicitly and every weight is perturbed; a degenerate head
+would make any generation comparison trivially pass)."""
 from __future__ import annotations
 
 import pytest
