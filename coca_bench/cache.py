@@ -1,7 +1,8 @@
 """Where generated files live: ``$COCA_BENCH_CACHE``, else ``~/.cache/coca_bench``.
 
-Bundled checkpoints, the mini datasets and the feature cache sit in subfolders of this one root.
+Bundled checkpoints, the mini datasets, the file-hash memo and the feature cache sit in subfolders of this one root.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,3 +11,8 @@ from pathlib import Path
 
 def cache_root() -> Path:
     return Path(os.environ.get("COCA_BENCH_CACHE") or "~/.cache/coca_bench").expanduser()
+
+
+def feature_cache_dir() -> Path:
+    """The default feature cache: ``<cache root>/features`` (``--cache-dir`` overrides it)."""
+    return cache_root() / "features"

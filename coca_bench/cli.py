@@ -2,6 +2,8 @@
 
     run_suite.py --tasks list
     run_suite.py --tasks zeroshot,coco_retrieval --checkpoint open_clip:coca_ViT-B-32:laion2b_s13b_b90k
+    run_suite.py --tasks imagenet_zeroshot --param templates=simple --param imagenet_zeroshot.logit_scale=50
+    run_suite.py describe imagenet_zeroshot
     run_suite.py compare --baseline tiny-coca
 
 ``--tasks list`` imports no torch (the registry and the plugins keep heavy imports
@@ -10,13 +12,15 @@ inside functions), so it answers instantly.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from coca_bench.registry import RegistryError, all_tasks
-from coca_bench.runner import PRECISIONS, RunConfig, RunError, load_task_registry
+from coca_bench.registry import RegistryError, TaskSpec, all_tasks, get_task
+from coca_bench.runner import RunConfig, RunError, load_task_registry
+from coca_bench.settings import PRECISIONS, RunSettings, SettingsError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -25,9 +29,20 @@ EXIT_INTERRUPTED = 130
 def build_run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coca-bench",
-        description="Benchmark CoCa image-text models. `coca-bench compare --help` compares stored runs.",
+        description="Benchmark CoCa image-text models. `coca-bench compare --help` compares stored runs; "
+        "`coca-bench describe TASK` shows a task's parameters and metrics.",
     )
     parser.add_argument("--tasks", default="all", help="list | all | NAME[,NAME...] (task or group names); default all")
+    parser.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="[TASK.]KEY=VALUE",
+        help="set a task parameter (VALUE parsed as JSON when it parses, else a string); KEY=VALUE sets it for every "
+        "selected task that has KEY; repeatable; recorded and part of the result key",
+    )
+    parser.add_argument("--verbose", action="store_true", help="with --tasks list: each task's parameters and metrics")
     parser.add_argument(
         "--checkpoint",
         dest="checkpoints",
@@ -46,7 +61,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16 needs CUDA; bf16 works on CPU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="first N samples per task (recorded; never reused as a full run)")
-    parser.add_argument("--force", action="store_true", help="recompute results even when a matching one is stored")
+    parser.add_argument("--force", action="store_true", help="recompute results and cached features even when stored")
     parser.add_argument("--strict", action="store_true", help="an unreadable image or video is fatal instead of a recorded skip")
     parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default $COCA_BENCH_CACHE/features or ~/.cache/coca_bench/features)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -66,21 +81,66 @@ def build_compare_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_task_list() -> str:
-    """One task per line: name, groups, description, in aligned columns."""
+def describe_task(spec: TaskSpec) -> str:
+    """A task's parameters with their defaults, its metrics with direction and aggregation, and where it lives."""
+    lines = [f"{spec.name}  (groups: {', '.join(spec.groups)}; dataset folder: {spec.dataset}/; version {spec.version})"]
+    if spec.description:
+        lines.append(f"  {spec.description}")
+    lines.append("  parameters (--param KEY=VALUE):" if spec.params else "  parameters: none")
+    lines += [f"    {key} = {json.dumps(value)}" for key, value in spec.params.items()]
+    lines.append("  metrics:")
+    for metric in spec.metrics:
+        direction = "higher is better" if metric.higher_is_better else "lower is better"
+        how = "mean over samples" if metric.aggregation == "mean" else "task aggregate"
+        note = f"; {metric.description}" if metric.description else ""
+        lines.append(f"    {metric.name} ({direction}, {how}{note})")
+    lines.append(f"  source: {spec.source}")
+    return "\n".join(lines)
+
+
+def format_task_list(verbose: bool = False) -> str:
+    """One task per line: name, groups, description, in aligned columns; ``verbose``: :func:`describe_task` each."""
     tasks = sorted(all_tasks().values(), key=lambda t: t.name)
     if not tasks:
         return "No tasks are registered."
+    if verbose:
+        return "\n\n".join(describe_task(t) for t in tasks)
     rows = [(t.name, ",".join(t.groups), t.description) for t in tasks]
     name_width = max(len(r[0]) for r in rows)
     group_width = max(len(r[1]) for r in rows)
     return "\n".join(f"{n:<{name_width}}  {g:<{group_width}}  {d}".rstrip() for n, g, d in rows)
 
 
+def _describe(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="coca-bench describe", description="Show tasks' parameters and metrics.")
+    parser.add_argument("tasks", nargs="+", metavar="TASK")
+    parser.add_argument("--plugins", type=Path, action="append", default=[], metavar="DIR")
+    args = parser.parse_args(argv)
+    load_task_registry(args.plugins)
+    print("\n\n".join(describe_task(get_task(name)) for name in args.tasks))
+    return 0
+
+
+def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    """The typed, validated run settings: the one place where command-line values become settings."""
+    return RunSettings(
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        seed=args.seed,
+        limit=args.limit,
+        strict=args.strict,
+        force=args.force,
+        cache_dir=args.cache_dir,
+        progress=args.progress,
+    ).validated()
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.tasks.strip() == "list":
         load_task_registry(args.plugins)
-        print(format_task_list())
+        print(format_task_list(verbose=args.verbose))
         return 0
     from coca_bench.results import format_results_table
     from coca_bench.runner import run_suite
@@ -91,16 +151,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         data_root=args.data_root,
         output=args.output,
         plugins=list(args.plugins),
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        device=args.device,
-        precision=args.precision,
-        seed=args.seed,
-        limit=args.limit,
-        force=args.force,
-        strict=args.strict,
-        cache_dir=args.cache_dir,
-        progress=args.progress,
+        params=list(args.params),
+        settings=settings_from_args(args),
         argv=list(argv),
     )
     records = run_suite(config)
@@ -110,29 +162,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from coca_bench.compare import compare_runs, format_comparison, recompute_from_specs, write_comparison
-    from coca_bench.results import collect_records
+    from coca_bench.compare import compare_runs, format_comparison, write_comparison
+    from coca_bench.results import ResultStore
 
     if args.resamples < 1:
         raise RunError(f"--resamples must be at least 1; got {args.resamples}.")
-    records = collect_records(args.output)
+    records = ResultStore(args.output).records()
     if not records:
         raise RunError(f"--output {args.output} holds no results; run the suite first or point --output at its results folder.")
     checkpoints = sorted({r["checkpoint"]["name"] for r in records})
     if args.baseline is not None and args.baseline not in checkpoints:
         raise RunError(f"--baseline {args.baseline!r} has no results in {args.output}; checkpoints there: {checkpoints}.")
-    tasks = load_task_registry(args.plugins)
-    # Registered tasks recompute non-mean metrics with their own aggregate, under the parameters they ran with.
-    baseline = args.baseline or checkpoints[0]  # compare_runs' own default
-    ordered = sorted(records, key=lambda r: r["checkpoint"]["name"] == baseline)  # the baseline's params win
-    params_by_task = {r["task"]["name"]: (r.get("config") or {}).get("params") or {} for r in ordered}
-    rows = compare_runs(
-        args.output,
-        baseline=args.baseline,
-        recompute_for=recompute_from_specs(tasks, params_by_task),
-        n_resamples=args.resamples,
-        seed=args.seed,
-    )
+    tasks = load_task_registry(args.plugins)  # their declarations and aggregates drive the comparison
+    rows = compare_runs(args.output, baseline=args.baseline, specs=tasks, n_resamples=args.resamples, seed=args.seed)
     print(format_comparison(rows))
     written = write_comparison(rows, args.output)
     print("\nWrote " + ", ".join(str(p) for p in written.values()))
@@ -146,6 +188,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [
         RegistryError,
         RunError,
+        SettingsError,
         AnnotationFormatError,
         DatasetLayoutError,
         DatasetNotFoundError,
@@ -163,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv[:1] == ["compare"]:
             return _compare(build_compare_parser().parse_args(argv[1:]))
+        if argv[:1] == ["describe"]:
+            return _describe(argv[1:])
         return _run(build_run_parser().parse_args(argv), argv)
     except KeyboardInterrupt:
         print("interrupted: every task finished before this point is saved; rerun to continue.", file=sys.stderr)

@@ -11,17 +11,16 @@ entry can never be found; it simply has another name. Inputs are stored in chunk
 together with the reason any of its items was skipped, so a cached chunk reproduces the
 same skip list.
 
-Videos slot in the same way: ``video_features`` will hash each video file, put the frame
-sampling parameters into ``params``, and supply an ``encode`` callback that decodes
-frames, encodes them with ``encode_image`` and pools them; :meth:`FeatureExtractor._cached`
-does the rest.
+The model code and library versions are part of every key (:func:`feature_code_fingerprint`), so an upgrade or an
+edit of the network never serves features it did not compute; ``--force`` (``settings.force``) recomputes and
+rewrites every chunk a task touches. Skipped items are also gathered in :attr:`FeatureExtractor.skipped`, so the
+runner records them whatever the task does with the returned lists.
 
 The device is deliberately not part of the key: CPU and GPU features differ only by
 float rounding, and sharing the cache across machines is the point of content addressing.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -34,13 +33,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from coca_bench.cache import cache_root
 from coca_bench.data import UnreadableMediaError, load_image
+from coca_bench.fileio import sha256_file, sha256_text
+from coca_bench.fingerprints import feature_code_fingerprint
 from coca_bench.registry import Skip
+from coca_bench.settings import RunSettings
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 DEFAULT_CHUNK_SIZE = 512
-_HASH_BLOCK = 1 << 20
 
 # One encoded item: its feature vector, or the reason it was skipped.
 EncodedItem = tuple[int, "np.ndarray | str"]
@@ -50,9 +50,11 @@ class FeatureExtractionError(ValueError):
     """An input could not be encoded and the run asked for --strict, or the model produced invalid features."""
 
 
-class ImageFeatures(NamedTuple):
-    features: np.ndarray  # [kept, D] float32, in input order
-    kept_ids: list[str]
+class ImageEmbeddings(NamedTuple):
+    """Embeddings of the images that could be read, their sample ids, and the samples skipped."""
+
+    vectors: np.ndarray  # [kept, D] float32, in input order
+    ids: list[str]
     skipped: list[Skip]
 
 
@@ -72,26 +74,13 @@ class CacheStats:
         }
 
 
-def default_cache_dir() -> Path:
-    """``$COCA_BENCH_CACHE/features``, else ``~/.cache/coca_bench/features``."""
-    return cache_root() / "features"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def file_content_key(path: str | Path) -> str:
     """sha256 of the file's bytes; a file that cannot be opened gets a key naming its path,
     so its skip is cached yet a file that later appears there is encoded afresh."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            while block := handle.read(_HASH_BLOCK):
-                digest.update(block)
+        return sha256_file(path)
     except OSError as exc:
         return "unopenable:" + sha256_text(f"{Path(path).resolve()}|{type(exc).__name__}")
-    return digest.hexdigest()
 
 
 def _field(sample: Any, name: str) -> Any:
@@ -124,37 +113,30 @@ def _collate_images(batch: list[tuple[int, torch.Tensor | None, str]]):
 
 
 class FeatureExtractor:
-    """Encodes inputs in batches with ``model`` and caches the embeddings on disk (``cache_dir=None``: no cache)."""
+    """Encodes inputs in batches with ``model`` and caches the embeddings on disk.
+
+    ``settings`` are the run's validated settings with a resolved device; ``cache_dir=None`` disables the cache.
+    """
 
     def __init__(
         self,
         model: Any,
         cache_dir: str | Path | None,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        precision: str = "fp32",
-        device: str = "cpu",
-        strict: bool = False,
-        progress: bool = True,
+        settings: RunSettings,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ):
-        if batch_size < 1 or chunk_size < 1 or num_workers < 0:
-            raise ValueError(
-                f"batch_size and chunk_size must be >= 1 and num_workers >= 0; got {batch_size}, {chunk_size}, {num_workers}."
-            )
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1; got {chunk_size}.")
         self.model = model
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.precision = precision
-        self.device = device
-        self.strict = strict
-        self.progress = progress
+        self.settings = settings
         self.chunk_size = chunk_size
         self.stats = CacheStats()
+        self.skipped: list[Skip] = []  # every skip since the runner last cleared it (one task)
+        self._refreshed: set[Path | None] = set()  # chunks written by this extractor (--force recomputes each once)
 
     # ------------------------------------------------------------------ public API
-    def image_features(self, samples: Sequence[Any], normalize: bool = True) -> ImageFeatures:
+    def embed_images(self, samples: Sequence[Any], normalize: bool = True) -> ImageEmbeddings:
         """Embeddings of the images at ``sample.path``; unreadable ones become :class:`Skip` (fatal if strict)."""
         ids = [str(_field(s, "id")) for s in samples]
         paths = [str(_field(s, "path")) for s in samples]
@@ -164,8 +146,8 @@ class FeatureExtractor:
         def encode(positions: list[int]) -> Iterator[EncodedItem]:
             loader = DataLoader(
                 _ImageFiles([paths[p] for p in positions], self.model.preprocess),
-                batch_size=self.batch_size,
-                num_workers=self.num_workers,
+                batch_size=self.settings.batch_size,
+                num_workers=self.settings.num_workers,
                 collate_fn=_collate_images,
                 shuffle=False,
             )
@@ -179,22 +161,24 @@ class FeatureExtractor:
         params = {"normalize": normalize, "preprocess": self.model.preprocess_fingerprint}
         vectors, reasons = self._cached("image", params, item_keys, encode)
         skipped = [Skip(sample_id, reason) for sample_id, reason in zip(ids, reasons) if reason]
-        if skipped and self.strict:
+        self.skipped.extend(s for s in skipped if s not in self.skipped)
+        if skipped and self.settings.strict:
             first = next(i for i, r in enumerate(reasons) if r)
             raise FeatureExtractionError(
                 f"Cannot read image {paths[first]} (sample {ids[first]!r}): {reasons[first]}; "
                 "fix or remove the file, or run without --strict to record it as skipped."
             )
         kept = [i for i, r in enumerate(reasons) if not r]
-        return ImageFeatures(_stack([vectors[i] for i in kept]), [ids[i] for i in kept], skipped)
+        return ImageEmbeddings(_stack([vectors[i] for i in kept]), [ids[i] for i in kept], skipped)
 
-    def text_features(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
         """Embeddings ``[N, D]`` of ``texts`` from the unimodal text tower."""
         texts = [str(t) for t in texts]
 
         def encode(positions: list[int]) -> Iterator[EncodedItem]:
-            for start in range(0, len(positions), self.batch_size):
-                batch = positions[start : start + self.batch_size]
+            step = self.settings.batch_size
+            for start in range(0, len(positions), step):
+                batch = positions[start : start + step]
                 token_ids = self.model.tokenizer([texts[p] for p in batch])
                 yield from zip(batch, self._encode_batch(self.model.encode_text, token_ids, normalize))
 
@@ -203,12 +187,13 @@ class FeatureExtractor:
 
     # ------------------------------------------------------------------ internals
     def _encode_batch(self, encoder: Callable[..., torch.Tensor], inputs: torch.Tensor, normalize: bool) -> np.ndarray:
-        with torch.no_grad(), self.model.autocast(self.precision):
-            out = encoder(inputs.to(self.device), normalize=normalize)
+        precision = self.settings.precision
+        with torch.no_grad(), self.model.autocast(precision):
+            out = encoder(inputs.to(self.settings.device), normalize=normalize)
         vectors = out.float().cpu().numpy()
         if not np.isfinite(vectors).all():
             raise FeatureExtractionError(
-                f"The model produced NaN or infinite features at precision {self.precision}; rerun with --precision fp32."
+                f"The model produced NaN or infinite features at precision {precision}; rerun with --precision fp32."
             )
         return vectors
 
@@ -217,7 +202,8 @@ class FeatureExtractor:
             "format": CACHE_FORMAT_VERSION,
             "kind": kind,
             "model": self.model.fingerprint,
-            "precision": self.precision,
+            "code": feature_code_fingerprint(),
+            "precision": self.settings.precision,
             "params": dict(params),
         }
         return sha256_text(json.dumps(identity, sort_keys=True, default=str))
@@ -241,7 +227,9 @@ class FeatureExtractor:
         missing: list[int] = []  # chunk indices to encode
         for index, chunk in enumerate(chunks):
             keys = [item_keys[i] for i in chunk]
-            stored = self._read_chunk(self._chunk_path(kind, namespace, keys), keys)
+            path = self._chunk_path(kind, namespace, keys)
+            stale = self.settings.force and path not in self._refreshed  # --force: recompute once per run
+            stored = None if stale else self._read_chunk(path, keys)
             if stored is None:
                 missing.append(index)
                 continue
@@ -266,9 +254,9 @@ class FeatureExtractor:
             if pending[index] == 0:
                 chunk = chunks[index]
                 keys = [item_keys[i] for i in chunk]
-                self._write_chunk(
-                    self._chunk_path(kind, namespace, keys), keys, [vectors[i] for i in chunk], [reasons[i] for i in chunk]
-                )
+                path = self._chunk_path(kind, namespace, keys)
+                self._write_chunk(path, keys, [vectors[i] for i in chunk], [reasons[i] for i in chunk])
+                self._refreshed.add(path)
                 self.stats.chunks_encoded += 1
                 self.stats.items_encoded += len(chunk)
         progress.close()
@@ -317,7 +305,7 @@ class FeatureExtractor:
     def _progress_bar(self, total: int, kind: str):
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=f"encode {kind}s", unit=kind, disable=not self.progress, leave=False)
+        return tqdm(total=total, desc=f"encode {kind}s", unit=kind, disable=not self.settings.progress, leave=False)
 
 
 def _stack(vectors: Sequence[np.ndarray | None]) -> np.ndarray:

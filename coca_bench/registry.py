@@ -9,22 +9,47 @@ reach the model only through :class:`TaskContext`.
 from __future__ import annotations
 
 import importlib
+import math
 import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+if TYPE_CHECKING:  # typed seam without importing torch: ``--tasks list`` must stay instant
+    from coca_bench.data.records import RecordSet
+    from coca_bench.features import FeatureExtractor
+    from coca_bench.model import CocaModel
+    from coca_bench.settings import RunSettings
 
 
 class RegistryError(ValueError):
-    """A plugin could not be loaded or registered."""
+    """A plugin could not be loaded or registered, or a task broke the contract."""
+
+
+AGGREGATIONS = ("mean", "task")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """A metric and how it aggregates, so that comparison never guesses which fields are metrics.
+
+    ``aggregation="mean"``: the metric is the mean of the per-sample field of the same name (``acc1``: 0 or 1 per
+    sample); the runner computes it when the task does not, and checks it when the task does.
+    ``aggregation="task"``: the task's ``aggregate(samples, params)`` computes it (mean per-class recall, corpus
+    CIDEr, recall@K over images with several captions); comparison recomputes it on every bootstrap resample.
+    """
+
     name: str
     higher_is_better: bool = True
+    aggregation: str = "mean"
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise RegistryError(
+                f"Metric {self.name!r} has aggregation={self.aggregation!r}; use one of {list(AGGREGATIONS)}."
+            )
 
 
 @dataclass
@@ -39,41 +64,79 @@ class Skip:
 class TaskResult:
     """What a task returns: metrics plus per-sample records.
 
-    ``samples`` carry an ``"id"`` and, for every metric that is a per-sample mean,
-    a field of the same name (``top1``: 0 or 1). Comparison resamples these
-    records; metrics that are not plain means are recomputed through
-    :attr:`TaskSpec.aggregate`.
+    ``samples`` carry an ``"id"`` and, for every metric declared with ``aggregation="mean"``, a field of the same
+    name. Metrics the task leaves out are computed by the runner from the declarations. Annotation files, the split
+    and skipped samples are collected by the runner (through :meth:`TaskContext.load` and the feature cache); the
+    fields here add to what it collected.
     """
 
-    metrics: dict[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    extra_config: dict[str, Any] = field(default_factory=dict)
     split: str = ""
     annotation_files: list[Path] = field(default_factory=list)
-    extra_config: dict[str, Any] = field(default_factory=dict)
     skipped: list[Skip] = field(default_factory=list)
+
+
+@dataclass
+class TaskInputs:
+    """What a task read, gathered by :meth:`TaskContext.load` for the dataset fingerprint and the record."""
+
+    annotation_files: list[Path] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+    limited: bool = False
+
+
+R = TypeVar("R", bound="RecordSet[Any]")
 
 
 @dataclass
 class TaskContext:
     """Everything a task may use. Built by the runner; tasks never build models or write files."""
 
-    model: Any  # coca_bench.model.CocaModel
-    features: Any  # coca_bench.features.FeatureExtractor (cached, batched encoding)
+    task: "TaskSpec"
+    dataset_dir: Path  # data_root / task.dataset
     data_root: Path
-    device: str = "cpu"
-    precision: str = "fp32"
-    batch_size: int = 32
-    num_workers: int = 0
-    limit: int | None = None
-    seed: int = 0
-    strict: bool = False
+    model: "CocaModel"
+    features: "FeatureExtractor"
+    settings: "RunSettings"
+    inputs: TaskInputs = field(default_factory=TaskInputs)
 
-    def dataset_dir(self, spec: "TaskSpec") -> Path:
-        return self.data_root / spec.dataset
+    def load(self, records: R, *, evaluated: bool = True) -> R:
+        """Register a record set the task reads: its annotation files go into the dataset fingerprint and, for the
+        evaluated split, ``--limit`` is applied here. Pass ``evaluated=False`` for training data, which a limit
+        never shrinks."""
+        for path in records.annotation_files:
+            if Path(path) not in self.inputs.annotation_files:
+                self.inputs.annotation_files.append(Path(path))
+        if not evaluated:
+            return records
+        if records.split not in self.inputs.splits:
+            self.inputs.splits.append(records.split)
+        self.inputs.limited = True
+        return records.head(self.settings.limit)
+
+    # Shorthands for the settings a task reads most.
+    @property
+    def device(self) -> str:
+        return self.settings.device
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def limit(self) -> int | None:
+        return self.settings.limit
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.batch_size
 
 
 TaskFn = Callable[[TaskContext, dict[str, Any]], TaskResult]
 AggregateFn = Callable[[Sequence[Mapping[str, Any]], dict[str, Any]], dict[str, float]]
+KeyMaterialFn = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -87,6 +150,8 @@ class TaskSpec:
     description: str = ""
     version: int = 1
     aggregate: AggregateFn | None = None
+    key_material: KeyMaterialFn | None = None
+    inputs: tuple[str, ...] = ("",)
     source: str = ""
 
     def resolve_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -101,16 +166,33 @@ class TaskSpec:
     def metric(self, name: str) -> MetricSpec | None:
         return next((m for m in self.metrics if m.name == name), None)
 
-    def recompute(self, samples: Sequence[Mapping[str, Any]], params: dict[str, Any]) -> dict[str, float]:
-        """Metrics from a (re)sample of per-sample records, for the bootstrap."""
-        if self.aggregate is not None:
-            return self.aggregate(samples, params)
-        out: dict[str, float] = {}
-        for m in self.metrics:
-            values = [float(s[m.name]) for s in samples if m.name in s]
-            if values:
-                out[m.name] = sum(values) / len(values)
-        return out
+    def input_paths(self, dataset_dir: Path, params: Mapping[str, Any]) -> list[Path]:
+        """The files and folders whose contents define this task's data, for the dataset fingerprint."""
+        return [Path(dataset_dir) / pattern.format(**params) for pattern in self.inputs]
+
+    def recompute(self, samples: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> dict[str, float]:
+        """Every declared metric from per-sample records: the runner's check and the bootstrap's resample."""
+        return aggregate_metrics(self.metrics, self.aggregate, samples, params)
+
+
+def mean_of_field(samples: Sequence[Mapping[str, Any]], name: str) -> float:
+    """Mean of a per-sample field, leaving out records where it is absent or null; NaN when none has it."""
+    values = [float(s[name]) for s in samples if s.get(name) is not None]
+    return sum(values) / len(values) if values else math.nan
+
+
+def aggregate_metrics(
+    metrics: Sequence[MetricSpec],
+    aggregate: AggregateFn | None,
+    samples: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+) -> dict[str, float]:
+    """Declared metrics from per-sample records: means of their fields, the rest through ``aggregate``."""
+    out = {m.name: mean_of_field(samples, m.name) for m in metrics if m.aggregation == "mean"}
+    if aggregate is not None and any(m.aggregation == "task" for m in metrics):
+        computed = aggregate(samples, dict(params))
+        out.update({m.name: float(computed[m.name]) for m in metrics if m.aggregation == "task" and m.name in computed})
+    return out
 
 
 _TASKS: dict[str, TaskSpec] = {}
@@ -127,8 +209,17 @@ def register_task(
     description: str = "",
     version: int = 1,
     aggregate: AggregateFn | None = None,
+    key_material: KeyMaterialFn | None = None,
+    inputs: Iterable[str] = ("",),
 ) -> Callable[[TaskFn], TaskFn]:
-    """Decorator registering ``fn(ctx, params) -> TaskResult`` as task ``name``."""
+    """Decorator registering ``fn(ctx, params) -> TaskResult`` as task ``name``.
+
+    ``aggregate(samples, params)`` computes the metrics declared with ``aggregation="task"``.
+    ``key_material(params)`` returns what the parameters stand for (the template strings behind
+    ``templates="openai"``), so that a library upgrade that changes them is not served from a stored result.
+    ``inputs`` are paths under the dataset folder (formatted with the parameters, ``""`` = the whole folder) whose
+    file contents define the data; the default fingerprints the whole dataset folder.
+    """
 
     def decorator(fn: TaskFn) -> TaskFn:
         source = _loading_source or getattr(sys.modules.get(fn.__module__), "__file__", "") or fn.__module__
@@ -137,6 +228,12 @@ def register_task(
                 f"Task name {name!r} is registered twice: in {_TASKS[name].source} and in {source}; rename one of them."
             )
         metric_specs = tuple(m if isinstance(m, MetricSpec) else MetricSpec(m) for m in metrics)
+        needs_aggregate = [m.name for m in metric_specs if m.aggregation == "task"]
+        if needs_aggregate and aggregate is None:
+            raise RegistryError(
+                f"Task {name!r} ({source}) declares metric(s) {needs_aggregate} with aggregation='task' "
+                "but no aggregate=; pass the function that computes them from the per-sample records."
+            )
         _TASKS[name] = TaskSpec(
             name=name,
             run=fn,
@@ -147,6 +244,8 @@ def register_task(
             description=description or next(iter((fn.__doc__ or "").strip().splitlines()), ""),
             version=version,
             aggregate=aggregate,
+            key_material=key_material,
+            inputs=tuple(inputs),
             source=source,
         )
         return fn
@@ -237,15 +336,19 @@ def _clear_for_tests() -> None:
 
 
 __all__ = [
+    "AGGREGATIONS",
     "MetricSpec",
     "RegistryError",
     "Skip",
     "TaskContext",
     "TaskResult",
+    "TaskInputs",
     "TaskSpec",
+    "aggregate_metrics",
     "all_tasks",
     "get_task",
     "load_plugins",
+    "mean_of_field",
     "register_task",
     "select_tasks",
 ]

@@ -1,44 +1,49 @@
 """The runner: checkpoints x tasks -> stored results, reusing whatever is already done.
 
-It is the only place that knows about output folders, result reuse, the feature cache
-and provenance. Tasks get a :class:`TaskContext` and return a ``TaskResult``; they
-never write files. Every finished task is written at once (and the summary refreshed),
+It is the only place that knows about output folders, result reuse, the feature cache and provenance, and the
+one that carries the bookkeeping every task would otherwise repeat: it applies ``--limit`` (through
+:meth:`TaskContext.load`), collects annotation files and skipped samples, computes the metrics a task leaves to its
+declarations and checks the ones it returns. Every finished task is written at once (and the summary refreshed),
 so an interrupted or failing run keeps everything finished before it.
 
-This module imports no torch at module level: the CLI uses :func:`load_task_registry`
-for ``--tasks list``, which must stay instant.
+This module imports no torch at module level: the CLI uses :func:`load_task_registry` for ``--tasks list``.
 """
+
 from __future__ import annotations
 
-import hashlib
+import importlib.util
+import json
 import logging
-import os
+import math
 import random
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from coca_bench.registry import TaskContext, TaskSpec, all_tasks, load_plugins, select_tasks
-from coca_bench.results import (
-    CheckpointInfo,
-    build_record,
-    claim_checkpoint_dir,
-    find_reusable,
-    fingerprint_files,
-    load_task_result,
-    result_key,
-    write_summary,
-    write_task_result,
+from coca_bench.cache import feature_cache_dir
+from coca_bench.fingerprints import content_fingerprint, dataset_fingerprint, result_key, suite_code_fingerprint
+from coca_bench.registry import (
+    RegistryError,
+    Skip,
+    TaskContext,
+    TaskResult,
+    TaskSpec,
+    all_tasks,
+    load_plugins,
+    mean_of_field,
+    select_tasks,
 )
+from coca_bench.results import CheckpointInfo, ResultStore, RunRecordInputs, build_record, write_summary
+from coca_bench.settings import RunSettings
 
 log = logging.getLogger("coca_bench.runner")
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 ModelLoader = Callable[[str, str], Any]  # (spec, device) -> model handle
 _CHECKPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_MEAN_TOLERANCE = 1e-9
 
 
 class RunError(ValueError):
@@ -47,53 +52,78 @@ class RunError(ValueError):
 
 @dataclass
 class RunConfig:
-    """Everything a suite run depends on; the CLI fills it from its arguments."""
+    """What to run and where; ``settings`` says how. The CLI fills it from its arguments."""
 
     tasks: str = "all"
-    checkpoints: list[str] = field(default_factory=list)  # specs, each optionally NAME=SPEC; empty: the bundled defaults
+    checkpoints: list[str] = field(default_factory=list)  # specs, each optionally NAME=SPEC; empty: bundled defaults
     data_root: Path | None = None  # None: the bundled mini datasets
     output: Path = Path("results")
     plugins: list[Path] = field(default_factory=list)
-    batch_size: int = 32
-    num_workers: int = 2
-    device: str = "auto"  # "auto": cuda if available, else cpu
-    precision: str = "fp32"
-    seed: int = 0
-    limit: int | None = None  # first N samples of every task
-    force: bool = False
-    strict: bool = False
-    cache_dir: Path | None = None  # None: features.default_cache_dir()
-    progress: bool = True
+    params: list[str] = field(default_factory=list)  # --param KEY=VALUE / TASK.KEY=VALUE, parsed against the tasks
+    settings: RunSettings = field(default_factory=RunSettings)
     argv: list[str] = field(default_factory=list)  # recorded in results, for provenance
-
-    def validate(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise RunError(f"--precision {self.precision!r} is not one of {list(PRECISIONS)}.")
-        if self.batch_size < 1:
-            raise RunError(f"--batch-size must be at least 1; got {self.batch_size}.")
-        if self.num_workers < 0:
-            raise RunError(f"--num-workers must be 0 or more; got {self.num_workers}.")
-        if self.limit is not None and self.limit < 1:
-            raise RunError(f"--limit must be at least 1; got {self.limit}.")
 
 
 # --------------------------------------------------------------------------- plugins
 
 
 def builtin_plugin_dirs() -> list[Path]:
-    """The repository's top-level ``tasks/`` folder, when running from a source checkout.
+    """The built-in tasks: the top-level ``tasks/`` folder, installed as the package ``coca_bench.builtin_tasks``.
 
-    An installed wheel has no ``tasks/`` next to the package; the ``pyproject.toml``
-    check keeps us from importing some unrelated ``site-packages/tasks`` folder.
+    A wheel carries them inside the package; an editable install maps the package onto the checkout's ``tasks/``.
     """
-    source_root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.find_spec("coca_bench.builtin_tasks")
+    if spec is not None and spec.submodule_search_locations:
+        return [Path(p) for p in spec.submodule_search_locations if Path(p).is_dir()]
+    source_root = Path(__file__).resolve().parent.parent  # a checkout used without installing
     tasks_dir = source_root / "tasks"
     return [tasks_dir] if tasks_dir.is_dir() and (source_root / "pyproject.toml").is_file() else []
 
 
-def load_task_registry(plugin_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, TaskSpec]:
+def load_task_registry(plugin_dirs: Sequence[Path] = ()) -> dict[str, TaskSpec]:
     """Built-in tasks, then ``--plugins`` folders, then ``coca_bench.tasks`` entry points."""
     return load_plugins([*builtin_plugin_dirs(), *map(Path, plugin_dirs)])
+
+
+# --------------------------------------------------------------------------- parameters from the command line
+
+
+def parse_param_value(text: str) -> Any:
+    """JSON when it parses (``3``, ``0.5``, ``true``, ``[1, 2]``, ``"x"``), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_task_params(arguments: Sequence[str], tasks: Sequence[TaskSpec]) -> dict[str, dict[str, Any]]:
+    """``--param KEY=VALUE`` (every selected task with KEY) and ``--param TASK.KEY=VALUE`` (one task)."""
+    by_name = {t.name: t for t in tasks}
+    overrides: dict[str, dict[str, Any]] = {t.name: {} for t in tasks}
+    for argument in arguments:
+        target, sep, raw = argument.partition("=")
+        if not sep or not target:
+            raise RunError(f"--param {argument!r} is not KEY=VALUE or TASK.KEY=VALUE.")
+        value = parse_param_value(raw)
+        prefix, dot, key = target.partition(".")
+        if dot and prefix in all_tasks():
+            if prefix not in by_name:
+                raise RunError(f"--param {argument!r} names task {prefix!r}, which --tasks did not select.")
+            task = by_name[prefix]
+            if key not in task.params:
+                raise RunError(
+                    f"--param {argument!r}: task {prefix!r} has no parameter {key!r}; its parameters are "
+                    f"{sorted(task.params)}."
+                )
+            overrides[prefix][key] = value
+            continue
+        matched = [t for t in tasks if target in t.params]
+        if not matched:
+            listing = "; ".join(f"{t.name}: {sorted(t.params)}" for t in tasks)
+            raise RunError(f"--param {argument!r}: no selected task has a parameter {target!r} ({listing}).")
+        for task in matched:
+            overrides[task.name][target] = value
+    return overrides
 
 
 # --------------------------------------------------------------------------- checkpoints, device, precision
@@ -130,8 +160,7 @@ def resolve_device(device: str) -> str:
 
 
 def check_precision(precision: str, device: str) -> None:
-    """fp16 on CPU is refused, not silently downgraded: CPU fp16 autocast is slow and poorly
-    supported, and a result labelled fp16 must have been computed in fp16. bf16 works on CPU."""
+    """fp16 on CPU is refused, not silently downgraded: a result labelled fp16 must have been computed in fp16."""
     import torch
 
     device_type = torch.device(device).type
@@ -161,7 +190,45 @@ class _CheckpointRun:
     info: CheckpointInfo
     model: Any
     features: Any
-    key_extras: dict[str, Any]
+
+
+class _Suite:
+    """One invocation: settings resolved once, the store, and the fingerprints shared across checkpoints."""
+
+    def __init__(self, config: RunConfig, load_model: ModelLoader) -> None:
+        self.config = config
+        self.load_model = load_model
+        settings = config.settings.validated()
+        device = resolve_device(settings.device)
+        check_precision(settings.precision, device)
+        cache_dir = settings.cache_dir if settings.cache_dir is not None else feature_cache_dir()
+        self.settings = settings.replace(device=device, cache_dir=cache_dir)
+        self.store = ResultStore(config.output)
+        self.data_root = Path(config.data_root) if config.data_root is not None else _default_data_root()
+        if not self.data_root.is_dir():
+            raise RunError(f"--data-root {self.data_root} is not a folder; point it at the folder holding the datasets.")
+        self._inputs_fingerprints: dict[tuple[Path, ...], str] = {}
+
+    def inputs_fingerprint(self, task: TaskSpec, params: Mapping[str, Any]) -> str:
+        """Content fingerprint of the task's declared inputs, computed once per run for each set of paths."""
+        dataset_dir = self.data_root / task.dataset
+        paths = tuple(task.input_paths(dataset_dir, params))
+        if paths not in self._inputs_fingerprints:
+            self._inputs_fingerprints[paths] = content_fingerprint(paths, dataset_dir)
+        return self._inputs_fingerprints[paths]
+
+    def load_checkpoint(self, entry: str) -> _CheckpointRun:
+        from coca_bench.features import FeatureExtractor
+
+        name, spec = parse_checkpoint_arg(entry)
+        log.info("loading checkpoint %s", entry)
+        try:
+            model = self.load_model(spec, self.settings.device)
+        except (OSError, ValueError, KeyError) as exc:  # bad path, unknown name, malformed file: one clear line
+            raise RunError(f"Cannot load checkpoint {spec!r}: {exc}") from exc
+        info = CheckpointInfo(name=name or model.name, spec=spec, sha256=model.weights_sha256)
+        features = FeatureExtractor(model, self.settings.cache_dir, self.settings)
+        return _CheckpointRun(info, model, features)
 
 
 def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> list[dict]:
@@ -169,25 +236,26 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
 
     ``load_model(spec, device)`` replaces ``coca_bench.model.load_model`` (tests, other model backends).
     """
-    config.validate()
+    config.settings.validated()  # before any plugin import or model load
     load_task_registry(config.plugins)
     tasks = select_tasks(config.tasks)
     if not tasks:
         raise RunError(f"--tasks {config.tasks!r} selects no task; run with --tasks list to see them.")
+    overrides = parse_task_params(config.params, tasks)
+    params = {}
+    for task in tasks:
+        try:
+            params[task.name] = task.resolve_params(overrides[task.name])
+        except RegistryError as exc:
+            raise RunError(str(exc)) from None
+    suite = _Suite(config, load_model or _load_bundled_model)
     metric_order = {name: [m.name for m in spec.metrics] for name, spec in all_tasks().items()}
-    data_root = Path(config.data_root) if config.data_root is not None else _default_data_root()
-    if not data_root.is_dir():
-        raise RunError(f"--data-root {data_root} is not a folder; point it at the folder holding the datasets.")
-    device = resolve_device(config.device)
-    check_precision(config.precision, device)
-    output = Path(config.output)
     checkpoints = config.checkpoints or _default_checkpoints()
 
     records: list[dict] = []
     seen_names: dict[str, str] = {}
-    listings = {d: dataset_listing_fingerprint(data_root / d) for d in dict.fromkeys(t.dataset for t in tasks)}
     for entry in checkpoints:
-        run = _load_checkpoint(entry, config, device, load_model or _load_bundled_model)
+        run = suite.load_checkpoint(entry)
         if run.info.name in seen_names:
             raise RunError(
                 f"Two checkpoints are both named {run.info.name!r} ({seen_names[run.info.name]!r} and {entry!r}); "
@@ -195,12 +263,12 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
             )
         seen_names[run.info.name] = entry
         try:
-            claim_checkpoint_dir(output, run.info)
+            suite.store.claim(run.info)
         except ValueError as exc:
             raise RunError(str(exc)) from None
         for task in tasks:
-            records.append(_run_task(task, run, config, data_root, listings[task.dataset], device, output))
-            write_summary(output, metric_order)
+            records.append(_run_task(suite, task, params[task.name], run))
+            write_summary(config.output, metric_order)
         _release(run)
     return records
 
@@ -223,37 +291,6 @@ def _load_bundled_model(spec: str, device: str) -> Any:
     return load_model(spec, device=device)
 
 
-def _load_checkpoint(entry: str, config: RunConfig, device: str, load_model: ModelLoader) -> _CheckpointRun:
-    from coca_bench.features import FeatureExtractor, default_cache_dir
-
-    name, spec = parse_checkpoint_arg(entry)
-    log.info("loading checkpoint %s", entry)
-    try:
-        model = load_model(spec, device)
-    except (OSError, ValueError, KeyError) as exc:  # bad path, unknown name, malformed file: one clear line
-        raise RunError(f"Cannot load checkpoint {spec!r}: {exc}") from exc
-    info = CheckpointInfo(name=name or model.name, spec=spec, sha256=model.weights_sha256)
-    features = FeatureExtractor(
-        model,
-        cache_dir=config.cache_dir if config.cache_dir is not None else default_cache_dir(),
-        batch_size=config.batch_size,
-        num_workers=config.num_workers,
-        precision=config.precision,
-        device=device,
-        strict=config.strict,
-        progress=config.progress,
-    )
-    # Besides the weights, what the stored numbers depend on: config and tokenizer (model.fingerprint),
-    # preprocessing, the sample limit and the seed. A --limit run is never reused as a full one.
-    key_extras = {
-        "model_fingerprint": model.fingerprint,
-        "preprocess_fingerprint": model.preprocess_fingerprint,
-        "limit": config.limit,
-        "seed": config.seed,
-    }
-    return _CheckpointRun(info, model, features, key_extras)
-
-
 def _release(run: _CheckpointRun) -> None:
     import torch
 
@@ -262,138 +299,176 @@ def _release(run: _CheckpointRun) -> None:
         torch.cuda.empty_cache()
 
 
-def _run_task(
-    task: TaskSpec, run: _CheckpointRun, config: RunConfig, data_root: Path, listing: str, device: str, output: Path
-) -> dict:
-    params = task.resolve_params()
-    key_params = {**params, **run.key_extras}
-    dataset_dir = data_root / task.dataset
-    where = f"{run.info.name}/{task.name}"
+def _annotation_paths(dataset_dir: Path, names: Sequence[str]) -> list[Path]:
+    return [dataset_dir / name for name in names]  # an absolute name stays absolute
 
-    if not config.force:
-        reusable = _find_stored_result(task, key_params, run.info, dataset_dir, listing, config.precision, output)
+
+def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _CheckpointRun) -> dict:
+    settings = suite.settings
+    dataset_dir = suite.data_root / task.dataset
+    where = f"{run.info.name}/{task.name}"
+    key_material = dict(task.key_material(dict(params))) if task.key_material is not None else {}
+    inputs_fingerprint = suite.inputs_fingerprint(task, params)
+
+    def key_for(annotation_files: Sequence[Path]) -> tuple[str, str]:
+        fingerprint = dataset_fingerprint(inputs_fingerprint, annotation_files)
+        key = result_key(
+            task_name=task.name,
+            task_version=task.version,
+            params=params,
+            key_material=key_material,
+            settings=settings.key_fields(),
+            checkpoint_sha256=run.info.sha256,
+            model_fingerprint=run.model.fingerprint,
+            dataset_fingerprint=fingerprint,
+            code_fingerprint=suite_code_fingerprint(task.source),
+        )
+        return key, fingerprint
+
+    if not settings.force:
+        reusable = _find_stored_result(suite.store, task, run.info, dataset_dir, key_for)
         if reusable is not None:
             log.info("%s: reusing the stored result (use --force to recompute)", where)
             return reusable
 
     log.info("%s: running", where)
-    seed_everything(config.seed)
-    context = TaskContext(
-        model=run.model,
-        features=run.features,
-        data_root=data_root,
-        device=device,
-        precision=config.precision,
-        batch_size=config.batch_size,
-        num_workers=config.num_workers,
-        limit=config.limit,
-        seed=config.seed,
-        strict=config.strict,
-    )
+    seed_everything(settings.seed)
+    run.features.skipped.clear()
+    context = TaskContext(task, dataset_dir, suite.data_root, run.model, run.features, settings)
     stats_before = run.features.stats.as_dict()
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     result = task.run(context, dict(params))
     wall_time = time.perf_counter() - clock
-    finished = datetime.now(timezone.utc)
+    if not isinstance(result, TaskResult):
+        raise RegistryError(f"Task {task.name!r} ({task.source}) returned {type(result).__name__}, not a TaskResult.")
+    _check_limit(task, result, settings)
+    metrics = _declared_metrics(task, result, params)
 
-    fingerprint = dataset_fingerprint(result.annotation_files, listing)
-    key = result_key(task, key_params, run.info, fingerprint, config.precision)
+    annotation_files = list(dict.fromkeys([*context.inputs.annotation_files, *map(Path, result.annotation_files)]))
+    splits = context.inputs.splits or ([result.split] if result.split else [])
+    skipped = list(run.features.skipped) + [s for s in result.skipped if s not in run.features.skipped]
+    key, fingerprint = key_for(annotation_files)
     stats_after = run.features.stats.as_dict()
-    run_info = {
-        "seed": config.seed,
-        "precision": config.precision,
-        "device": device,
-        "batch_size": config.batch_size,
-        "limit": config.limit,
-        "started_at": started,
-        "finished_at": finished,
-        "wall_time_s": round(wall_time, 3),
-        "argv": list(config.argv),
-        "num_workers": config.num_workers,
-        "strict": config.strict,
-        "model_fingerprint": run.key_extras["model_fingerprint"],
-        "preprocess_fingerprint": run.key_extras["preprocess_fingerprint"],
-        "feature_cache": {k: stats_after[k] - stats_before[k] for k in stats_after},
-    }
     record = build_record(
-        task=task,
-        params=params,
-        result=result,
-        checkpoint=run.info,
-        key=key,
-        data_root=data_root,
-        dataset_fingerprint=fingerprint,
-        run_info=run_info,
+        task,
+        RunRecordInputs(
+            key=key,
+            checkpoint=run.info,
+            dataset_dir=dataset_dir,
+            dataset_fingerprint=fingerprint,
+            annotation_files=annotation_files,
+            splits=splits,
+            params=params,
+            key_material=key_material,
+            run={
+                "settings": settings.as_dict(),
+                "started_at": started,
+                "finished_at": datetime.now(timezone.utc),
+                "wall_time_s": round(wall_time, 3),
+                "argv": list(suite.config.argv),
+                "model_fingerprint": run.model.fingerprint,
+                "preprocess_fingerprint": run.model.preprocess_fingerprint,
+                "code_fingerprint": suite_code_fingerprint(task.source),
+                "feature_cache": {k: stats_after[k] - stats_before[k] for k in stats_after},
+            },
+        ),
+        metrics,
+        len(result.samples),
+        result.extra_config,
+        _unique_skips(skipped),
     )
-    write_task_result(output, run.info, record, result.samples)
+    suite.store.write(run.info, record, result.samples)
     log.info("%s: done in %.1fs", where, wall_time)
-    return load_task_result(output, run.info.name, task.name) or record
+    return suite.store.load(run.info.name, task.name) or record
 
 
-def dataset_listing_fingerprint(dataset_dir: Path) -> str:
-    """sha256 of every file's relative path and size under ``dataset_dir`` (empty if it is absent).
-
-    For folder-layout datasets (ImageNet's ``val/<wnid>/<image>``) the listing *is* the
-    annotation: adding, removing or moving an image changes the labels without touching
-    any annotation file. Sizes catch re-encoded files; contents are not read (the feature
-    cache hashes those itself), so this costs one ``stat`` per file.
-    """
-    entries: list[str] = []
-    if dataset_dir.is_dir():
-        for folder, subfolders, files in os.walk(dataset_dir, followlinks=True):
-            subfolders.sort()
-            relative = Path(folder).relative_to(dataset_dir).as_posix()
-            for name in sorted(files):
-                entries.append(f"{relative}/{name}\t{os.stat(os.path.join(folder, name)).st_size}")
-    return hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
+def _unique_skips(skips: Sequence[Skip]) -> list[Skip]:
+    seen: dict[tuple[str, str], Skip] = {}
+    for skip in skips:
+        seen.setdefault((skip.sample_id, skip.reason), skip)
+    return list(seen.values())
 
 
-def dataset_fingerprint(annotation_files: Sequence[Path], listing: str) -> str:
-    """The annotation files' contents plus the dataset folder's listing."""
-    return hashlib.sha256(f"{fingerprint_files(list(annotation_files))}|{listing}".encode("utf-8")).hexdigest()
+def _check_limit(task: TaskSpec, result: TaskResult, settings: RunSettings) -> None:
+    """A limited run can never be stored with more samples than the limit (a plugin that forgot to apply it)."""
+    if settings.limit is not None and len(result.samples) > settings.limit:
+        raise RegistryError(
+            f"Task {task.name!r} ({task.source}) returned {len(result.samples)} samples under --limit "
+            f"{settings.limit}; read the evaluated records through ctx.load(...), which applies the limit."
+        )
+
+
+def _declared_metrics(task: TaskSpec, result: TaskResult, params: Mapping[str, Any]) -> dict[str, float]:
+    """The task's metrics, completed from the declarations, with every returned mean checked against its samples."""
+    declared = {m.name: m for m in task.metrics}
+    undeclared = sorted(set(result.metrics) - set(declared))
+    if undeclared:
+        raise RegistryError(
+            f"Task {task.name!r} ({task.source}) returned metric(s) {undeclared} that it does not declare; "
+            "add them to register_task(metrics=...) so their direction and aggregation are known."
+        )
+    metrics: dict[str, float] = {}
+    for name, raw in result.metrics.items():
+        try:
+            metrics[name] = float(raw)
+        except (TypeError, ValueError):
+            raise RegistryError(f"Task {task.name!r} returned metric {name!r} = {raw!r}, which is not a number.") from None
+    missing = [m for m in task.metrics if m.name not in metrics]
+    if missing:
+        metrics.update(task.recompute(result.samples, params) if result.samples else {})
+    for spec in task.metrics:
+        if spec.aggregation != "mean" or spec.name not in result.metrics:
+            continue
+        expected = mean_of_field(result.samples, spec.name)
+        returned = metrics[spec.name]
+        same = (math.isnan(expected) and math.isnan(returned)) or abs(expected - returned) <= _MEAN_TOLERANCE * max(
+            1.0, abs(expected)
+        )
+        if not same:
+            raise RegistryError(
+                f"Task {task.name!r} ({task.source}) returned {spec.name}={returned!r}, but its declared aggregation "
+                f"'mean' over the samples' {spec.name!r} field gives {expected!r}; fix the samples or declare "
+                "aggregation='task' with an aggregate."
+            )
+    return {m.name: metrics[m.name] for m in task.metrics if m.name in metrics}
 
 
 def _find_stored_result(
+    store: ResultStore,
     task: TaskSpec,
-    key_params: dict,
     ckpt: CheckpointInfo,
     dataset_dir: Path,
-    listing: str,
-    precision: str,
-    output: Path,
+    key_for: Callable[[Sequence[Path]], tuple[str, str]],
 ) -> dict | None:
     """The stored record, if recomputing now would give the same key.
 
-    A task names its annotation files only when it runs, so the fingerprint is rebuilt from
-    the files the stored record lists plus today's folder listing: any edit to them, or to
-    the parameters, the weights, the limit, seed or precision, changes the key and the task
-    runs again.
+    A task names its annotation files only when it runs, so the key is rebuilt from the files the stored record
+    lists: any edit to them, to the declared inputs, the parameters, the weights, the code or the settings changes
+    the key and the task runs again.
     """
     try:
-        stored = load_task_result(output, ckpt.name, task.name)
+        stored = store.load(ckpt.name, task.name)
     except ValueError:
         return None  # unreadable record: recompute and overwrite it
     if stored is None:
         return None
-    listed = (stored.get("dataset") or {}).get("annotation_files") or []
-    files = [dataset_dir / name for name in listed]
+    files = _annotation_paths(dataset_dir, (stored.get("dataset") or {}).get("annotation_files") or [])
     if not all(path.is_file() for path in files):
         return None
-    key = result_key(task, key_params, ckpt, dataset_fingerprint(files, listing), precision)
-    return find_reusable(output, ckpt.name, task.name, key)
+    key, _ = key_for(files)
+    return store.find_reusable(ckpt.name, task.name, key)
 
 
 __all__ = [
-    "PRECISIONS",
     "RunConfig",
     "RunError",
     "builtin_plugin_dirs",
     "check_precision",
-    "dataset_fingerprint",
-    "dataset_listing_fingerprint",
     "load_task_registry",
     "parse_checkpoint_arg",
+    "parse_param_value",
+    "parse_task_params",
     "resolve_device",
     "run_suite",
     "seed_everything",

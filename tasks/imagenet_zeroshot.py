@@ -1,8 +1,11 @@
 """ImageNet zero-shot classification, CLIP protocol (prompt-ensemble class weights, top-k accuracy).
 
-``imagenet_subset_zeroshot`` is the same protocol on an ImageNet-A/-R style folder holding
-some of the classes: logits are restricted to the classes present, as CLIP_benchmark does.
+``imagenet_zeroshot`` always scores over the full label space (1,000 classes for ImageNet-1k, or every class of
+``LOC_synset_mapping.txt``), however many class folders are present: a partly extracted val folder must not report
+inflated accuracy. ``imagenet_subset_zeroshot`` is the ImageNet-A/-R protocol: logits restricted to the classes
+present, as CLIP_benchmark does.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,9 +16,10 @@ from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_ta
 METRICS = (
     MetricSpec("acc1", description="top-1 accuracy"),
     MetricSpec("acc5", description="top-5 accuracy (NaN with fewer than 5 classes)"),
-    MetricSpec("mean_per_class_recall", description="mean over classes of the recall (balanced accuracy)"),
+    MetricSpec("mean_per_class_recall", aggregation="task", description="mean over classes of the recall"),
 )
 PARAMS = {"split": "val", "templates": "openai", "logit_scale": 100.0}
+INPUTS = ("{split}", "LOC_synset_mapping.txt")
 
 
 def _templates(name: str) -> list[Callable[[str], str]]:
@@ -27,64 +31,73 @@ def _templates(name: str) -> list[Callable[[str], str]]:
     return list(sets[name])
 
 
+def _key_material(params: dict[str, Any]) -> dict[str, Any]:
+    """The prompt strings and open_clip's class names, not their names: an upgrade that edits them reruns."""
+    from coca_bench.data import imagenet_classnames
+
+    names = "\n".join(imagenet_classnames())
+    return {
+        "templates": [template("{c}") for template in _templates(params["templates"])],
+        "imagenet_classnames_sha256": hashlib.sha256(names.encode("utf-8")).hexdigest(),
+    }
+
+
 def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
     from coca_bench.metrics.classification import classification_metrics_from_samples
 
     return classification_metrics_from_samples(samples)
 
 
-def zeroshot_classification(ctx: TaskContext, params: dict[str, Any], dataset: str) -> TaskResult:
+def zeroshot_classification(ctx: TaskContext, params: dict[str, Any], restrict_to_present: bool) -> TaskResult:
     import numpy as np
 
     from coca_bench.data import DatasetLayoutError, read_imagenet
     from coca_bench.metrics import classification as cls
 
-    records = read_imagenet(ctx.data_root / dataset, params["split"]).head(ctx.limit)
-    present = list(records.present_labels)  # of the whole split, so --limit never shrinks the label space
+    split = read_imagenet(ctx.dataset_dir, params["split"])
+    records = ctx.load(split)
+    # The label space never depends on --limit: the whole split's classes, or every class of the dataset.
+    scored = list(split.present_labels) if restrict_to_present else list(range(len(split.class_names)))
     templates = _templates(params["templates"])
-    classnames = [records.class_names[label] for label in present]
-    texts = ctx.features.text_features([template(name) for name in classnames for template in templates])
-    weights = cls.zero_shot_classifier(texts.reshape(len(present), len(templates), -1))
+    classnames = [split.class_names[label] for label in scored]
+    texts = ctx.features.embed_texts([template(name) for name in classnames for template in templates])
+    weights = cls.zero_shot_classifier(texts.reshape(len(scored), len(templates), -1))
 
-    images = ctx.features.image_features(records.items)
-    if not images.kept_ids:
-        raise DatasetLayoutError(f"{ctx.data_root / dataset / params['split']} has no readable images to classify.")
+    images = ctx.features.embed_images(records.items)
+    if not images.ids:
+        raise DatasetLayoutError(f"{ctx.dataset_dir / params['split']} has no readable images to classify.")
     label_of = {sample.id: sample.label for sample in records.items}
-    position = {label: index for index, label in enumerate(present)}
-    labels = np.array([position[label_of[sample_id]] for sample_id in images.kept_ids])
-    logits = float(params["logit_scale"]) * images.features.astype(np.float64) @ weights.T.astype(np.float64)
+    position = {label: index for index, label in enumerate(scored)}
+    labels = np.array([position[label_of[sample_id]] for sample_id in images.ids])
+    logits = float(params["logit_scale"]) * images.vectors.astype(np.float64) @ weights.T.astype(np.float64)
 
-    metrics = cls.topk_accuracy(logits, labels, ks=(1, 5))
     preds = logits.argmax(axis=1)
-    metrics["mean_per_class_recall"] = cls.mean_per_class_recall(preds, labels)
-    hits = {f"acc{k}": cls.topk_hits(logits, labels, k) for k in (1, 5) if k <= len(present)}
+    hits = {f"acc{k}": cls.topk_hits(logits, labels, k) for k in (1, 5) if k <= len(scored)}
     samples = [
-        {"id": sample_id, "label": present[labels[i]], "pred": present[preds[i]], **{m: int(h[i]) for m, h in hits.items()}}
-        for i, sample_id in enumerate(images.kept_ids)
+        {"id": sample_id, "label": scored[labels[i]], "pred": scored[preds[i]], **{m: int(h[i]) for m, h in hits.items()}}
+        for i, sample_id in enumerate(images.ids)
     ]
     return TaskResult(
-        metrics=metrics,
         samples=samples,
-        split=records.split,
-        annotation_files=list(records.annotation_files),
-        skipped=images.skipped,
         extra_config={
-            "templates": [template("{c}") for template in templates],
-            "num_classes": len(present),
+            "num_classes": len(scored),
+            "num_classes_present": len(split.present_labels),
             "classnames_sha256": hashlib.sha256("\n".join(classnames).encode("utf-8")).hexdigest(),
         },
     )
 
 
-def _register(name: str, dataset: str, description: str) -> None:
+def _register(name: str, dataset: str, restrict_to_present: bool, description: str) -> None:
     def run(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
-        return zeroshot_classification(ctx, params, dataset)
+        return zeroshot_classification(ctx, params, restrict_to_present)
 
     register_task(
-        name, groups=("image", "zeroshot", "classification"), dataset=dataset, metrics=METRICS,
-        params=PARAMS, description=description, aggregate=_aggregate,
-    )(run)
+        name, groups=("image", "zeroshot", "classification"), dataset=dataset, metrics=METRICS, params=PARAMS,
+        description=description, aggregate=_aggregate, key_material=_key_material, inputs=INPUTS,
+    )(run)  # fmt: skip
 
 
-_register("imagenet_zeroshot", "imagenet", "ImageNet zero-shot classification (CLIP prompt ensemble): acc1, acc5")
-_register("imagenet_subset_zeroshot", "imagenet_subset", "ImageNet-A/-R style subset, logits restricted to its classes")
+_register("imagenet_zeroshot", "imagenet", False, "ImageNet zero-shot classification over the full label space")
+_register(
+    "imagenet_subset_zeroshot", "imagenet_subset", True, "ImageNet-A/-R style subset, logits restricted to its classes"
+)

@@ -55,3 +55,38 @@ def tiny_open_clip(tmp_path_factory: pytest.TempPathFactory):
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, files / "train.pt")
     save_file({k: v.contiguous() for k, v in state.items()}, str(files / "weights.safetensors"))
     return reference, files / "plain.bin"
+
+
+def store_result(output: Path, ckpt_name: str, task, samples: list[dict], *, params=None, settings=None) -> dict:
+    """Write one (checkpoint, task) result the way the runner does, from per-sample records; returns the record."""
+    from coca_bench.results import CheckpointInfo, ResultStore, RunRecordInputs, build_record
+    from coca_bench.settings import RunSettings
+
+    ckpt = CheckpointInfo(ckpt_name, f"{ckpt_name}.pt", (ckpt_name * 64)[:64])
+    params = {**task.params, **(params or {})}
+    settings = settings or RunSettings(device="cpu")
+    record = build_record(
+        task,
+        RunRecordInputs(
+            key="k-" + ckpt_name,
+            checkpoint=ckpt,
+            dataset_dir=output / "data",
+            dataset_fingerprint="fp0",
+            annotation_files=[],
+            splits=["test"],
+            params=params,
+            key_material={},
+            run={"settings": settings.as_dict(), "wall_time_s": 1.0, "argv": []},
+        ),
+        task.recompute(samples, params),
+        len(samples),
+        {},
+        [],
+    )
+    ResultStore(output).write(ckpt, record, samples)
+    return record
+
+
+@pytest.fixture()
+def store_run():
+    return store_result

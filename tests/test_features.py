@@ -7,7 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from coca_bench.features import FeatureExtractionError, FeatureExtractor, default_cache_dir
+from coca_bench import features as features_module
+from coca_bench.cache import feature_cache_dir
+from coca_bench.features import FeatureExtractionError, FeatureExtractor
+from coca_bench.settings import RunSettings
 
 DIM = 4
 _IMAGE_PROJECTION = torch.tensor(np.random.default_rng(0).normal(size=(3, DIM)), dtype=torch.float32)
@@ -74,26 +77,26 @@ def make_images(folder: Path, count: int) -> list[Sample]:
     return samples
 
 
-def extractor(model: FakeModel, cache: Path, **kwargs) -> FeatureExtractor:
-    kwargs = {"batch_size": 2, "chunk_size": 3, "progress": False, **kwargs}
-    return FeatureExtractor(model, cache, **kwargs)
+def extractor(model: FakeModel, cache: Path | None, chunk_size: int = 3, **settings) -> FeatureExtractor:
+    settings = {"batch_size": 2, "num_workers": 0, "progress": False, "device": "cpu", **settings}
+    return FeatureExtractor(model, cache, RunSettings(**settings), chunk_size=chunk_size)
 
 
 def test_second_run_hits_the_cache_without_calling_the_model(tmp_path):
     samples = make_images(tmp_path / "img", 7)
-    first = extractor(FakeModel(), tmp_path / "cache").image_features(samples)
-    assert first.features.shape == (7, DIM) and first.kept_ids == [s.id for s in samples]
+    first = extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
+    assert first.vectors.shape == (7, DIM) and first.ids == [s.id for s in samples]
 
     model = FakeModel()
-    again = extractor(model, tmp_path / "cache").image_features(samples)
+    again = extractor(model, tmp_path / "cache").embed_images(samples)
     assert model.images_encoded == 0
-    np.testing.assert_array_equal(again.features, first.features)
-    assert again.kept_ids == first.kept_ids
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    assert again.ids == first.ids
 
 
 def test_rows_follow_input_order_and_match_direct_encoding(tmp_path):
     samples = make_images(tmp_path / "img", 5)
-    features = extractor(FakeModel(), tmp_path / "cache").image_features(samples).features
+    features = extractor(FakeModel(), tmp_path / "cache").embed_images(samples).vectors
     model = FakeModel()
     direct = model.encode_image(torch.stack([_to_pixels(Image.open(s.path).convert("RGB")) for s in samples]))
     np.testing.assert_allclose(features, direct.numpy(), atol=1e-6)
@@ -110,27 +113,27 @@ def test_rows_follow_input_order_and_match_direct_encoding(tmp_path):
 )
 def test_changing_a_key_input_misses(tmp_path, change):
     samples = make_images(tmp_path / "img", 4)
-    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
     precision = change.pop("precision", "fp32")
     model = FakeModel(**change)
-    extractor(model, tmp_path / "cache", precision=precision).image_features(samples)
+    extractor(model, tmp_path / "cache", precision=precision).embed_images(samples)
     assert model.images_encoded == 4
 
 
 def test_changing_a_files_bytes_misses_only_its_chunk(tmp_path):
     samples = make_images(tmp_path / "img", 6)  # chunks: [0,1,2] [3,4,5]
-    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
     Image.new("RGB", (10, 10), color=(1, 2, 3)).save(samples[4].path)
     model = FakeModel()
-    result = extractor(model, tmp_path / "cache").image_features(samples)
+    result = extractor(model, tmp_path / "cache").embed_images(samples)
     assert model.images_encoded == 3
-    fresh = extractor(FakeModel(), None).image_features(samples)  # no cache: ground truth
-    np.testing.assert_allclose(result.features, fresh.features, atol=1e-6)
+    fresh = extractor(FakeModel(), None).embed_images(samples)  # no cache: ground truth
+    np.testing.assert_allclose(result.vectors, fresh.vectors, atol=1e-6)
 
 
 def test_same_bytes_under_another_path_hit(tmp_path):
     samples = make_images(tmp_path / "a", 3)
-    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
     copies = []
     for s in samples:
         target = tmp_path / "b" / s.path.name
@@ -138,21 +141,21 @@ def test_same_bytes_under_another_path_hit(tmp_path):
         target.write_bytes(s.path.read_bytes())
         copies.append(Sample("copy-" + s.id, target))
     model = FakeModel()
-    result = extractor(model, tmp_path / "cache").image_features(copies)
-    assert model.images_encoded == 0 and result.kept_ids == [c.id for c in copies]
+    result = extractor(model, tmp_path / "cache").embed_images(copies)
+    assert model.images_encoded == 0 and result.ids == [c.id for c in copies]
 
 
 def test_text_cache_hits_and_a_changed_text_misses(tmp_path):
     texts = ["a photo of a cat.", "a photo of a dog.", "a bird", "a fish"]
-    first = extractor(FakeModel(), tmp_path / "cache").text_features(texts)
+    first = extractor(FakeModel(), tmp_path / "cache").embed_texts(texts)
     assert first.shape == (4, DIM)
 
     model = FakeModel()
-    np.testing.assert_array_equal(extractor(model, tmp_path / "cache").text_features(texts), first)
+    np.testing.assert_array_equal(extractor(model, tmp_path / "cache").embed_texts(texts), first)
     assert model.texts_encoded == 0
 
     model = FakeModel()
-    extractor(model, tmp_path / "cache").text_features(texts[:3] + ["a fish!"])
+    extractor(model, tmp_path / "cache").embed_texts(texts[:3] + ["a fish!"])
     assert model.texts_encoded == 1  # chunk_size 3: only the last chunk holds the changed text
 
 
@@ -160,14 +163,14 @@ def test_unreadable_image_is_a_skip_and_the_cached_chunk_reproduces_it(tmp_path)
     samples = make_images(tmp_path / "img", 4)
     samples[1].path.write_bytes(b"not an image")
     samples.append(Sample("missing", tmp_path / "img" / "nope.png"))
-    result = extractor(FakeModel(), tmp_path / "cache").image_features(samples)
-    assert result.kept_ids == ["s0", "s2", "s3"]
+    result = extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
+    assert result.ids == ["s0", "s2", "s3"]
     assert [s.sample_id for s in result.skipped] == ["s1", "missing"]
     assert all(s.reason.startswith("unreadable image") for s in result.skipped)
-    assert result.features.shape == (3, DIM)
+    assert result.vectors.shape == (3, DIM)
 
     model = FakeModel()
-    again = extractor(model, tmp_path / "cache").image_features(samples)
+    again = extractor(model, tmp_path / "cache").embed_images(samples)
     assert model.images_encoded == 0
     assert [(s.sample_id, s.reason) for s in again.skipped] == [(s.sample_id, s.reason) for s in result.skipped]
 
@@ -176,47 +179,77 @@ def test_strict_makes_an_unreadable_image_fatal_naming_the_file_even_from_cache(
     samples = make_images(tmp_path / "img", 3)
     samples[2].path.write_bytes(b"garbage")
     with pytest.raises(FeatureExtractionError, match=r"img2\.png"):
-        extractor(FakeModel(), tmp_path / "cache", strict=True).image_features(samples)
+        extractor(FakeModel(), tmp_path / "cache", strict=True).embed_images(samples)
     with pytest.raises(FeatureExtractionError, match=r"img2\.png"):  # now the chunk is cached
-        extractor(FakeModel(), tmp_path / "cache", strict=True).image_features(samples)
+        extractor(FakeModel(), tmp_path / "cache", strict=True).embed_images(samples)
 
 
 def test_interrupted_run_keeps_finished_chunks(tmp_path):
     samples = make_images(tmp_path / "img", 9)  # chunks of 3, batches of 2
     with pytest.raises(KeyboardInterrupt):
-        extractor(FakeModel(fail_after_images=4), tmp_path / "cache").image_features(samples)
+        extractor(FakeModel(fail_after_images=4), tmp_path / "cache").embed_images(samples)
     model = FakeModel()
-    extractor(model, tmp_path / "cache").image_features(samples)
+    extractor(model, tmp_path / "cache").embed_images(samples)
     assert model.images_encoded == 6  # the first chunk survived the interruption
 
 
 def test_damaged_chunk_file_is_a_miss_not_an_error(tmp_path):
     samples = make_images(tmp_path / "img", 3)
-    extractor(FakeModel(), tmp_path / "cache").image_features(samples)
+    extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
     (chunk,) = (tmp_path / "cache").rglob("*.npz")
     chunk.write_bytes(b"truncated")
     model = FakeModel()
-    extractor(model, tmp_path / "cache").image_features(samples)
+    extractor(model, tmp_path / "cache").embed_images(samples)
     assert model.images_encoded == 3
 
 
 def test_worker_processes_give_the_same_features(tmp_path):
     samples = make_images(tmp_path / "img", 4)
-    in_process = extractor(FakeModel(), None).image_features(samples)
-    with_workers = extractor(FakeModel(), None, num_workers=1).image_features(samples)
-    np.testing.assert_array_equal(in_process.features, with_workers.features)
+    in_process = extractor(FakeModel(), None).embed_images(samples)
+    with_workers = extractor(FakeModel(), None, num_workers=1).embed_images(samples)
+    np.testing.assert_array_equal(in_process.vectors, with_workers.vectors)
 
 
 def test_nan_features_are_refused_not_cached(tmp_path):
     model = FakeModel()
     model.encode_text = lambda ids, normalize=True: torch.full((len(ids), DIM), float("nan"))
     with pytest.raises(FeatureExtractionError, match="fp32"):
-        extractor(model, tmp_path / "cache").text_features(["x"])
+        extractor(model, tmp_path / "cache").embed_texts(["x"])
     assert not list((tmp_path / "cache").rglob("*.npz"))
 
 
-def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+def test_feature_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("COCA_BENCH_CACHE", str(tmp_path))
-    assert default_cache_dir() == tmp_path / "features"
+    assert feature_cache_dir() == tmp_path / "features"
     monkeypatch.delenv("COCA_BENCH_CACHE")
-    assert default_cache_dir() == Path.home() / ".cache" / "coca_bench" / "features"
+    assert feature_cache_dir() == Path.home() / ".cache" / "coca_bench" / "features"
+
+
+def test_a_change_of_model_code_or_library_versions_misses(tmp_path, monkeypatch):
+    """The key used to cover weights, config, tokenizer, preprocess and precision, but not the code computing them."""
+    samples = make_images(tmp_path / "img", 4)
+    extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
+    monkeypatch.setattr(features_module, "feature_code_fingerprint", lambda: "edited model code or torch upgrade")
+    model = FakeModel()
+    extractor(model, tmp_path / "cache").embed_images(samples)
+    assert model.images_encoded == 4
+
+
+def test_force_recomputes_cached_features_once_per_run(tmp_path):
+    samples = make_images(tmp_path / "img", 4)
+    extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
+    model = FakeModel()
+    forced = extractor(model, tmp_path / "cache", force=True)
+    forced.embed_images(samples)
+    assert model.images_encoded == 4  # stored features are not served under --force
+    forced.embed_images(samples)
+    assert model.images_encoded == 4  # but a second task of the same run reuses what this run computed
+
+
+def test_skips_are_gathered_for_the_runner(tmp_path):
+    samples = make_images(tmp_path / "img", 3)
+    samples[0].path.write_bytes(b"not an image")
+    features = extractor(FakeModel(), tmp_path / "cache")
+    features.embed_images(samples)
+    features.embed_images(samples)
+    assert [s.sample_id for s in features.skipped] == ["s0"]

@@ -1,5 +1,6 @@
 import contextlib
 import csv
+import os
 import hashlib
 import json
 import textwrap
@@ -10,6 +11,7 @@ import torch
 
 from coca_bench import registry
 from coca_bench.runner import RunConfig, RunError, check_precision, parse_checkpoint_arg, run_suite
+from coca_bench.settings import RunSettings, SettingsError
 
 PLUGIN = textwrap.dedent(
     '''
@@ -31,9 +33,10 @@ PLUGIN = textwrap.dedent(
     def fake_ok(ctx, params):
         """Fraction of values above a threshold."""
         _count("fake_ok")
-        labels = ctx.data_root / "fake" / "labels.txt"
+        assert ctx.task.name == "fake_ok" and ctx.dataset_dir == ctx.data_root / "fake"
+        labels = ctx.dataset_dir / "labels.txt"
         values = [float(x) for x in labels.read_text().split()][: ctx.limit]
-        text = ctx.features.text_features(["a cat", "a dog"])
+        text = ctx.features.embed_texts(["a cat", "a dog"])
         samples = [{"id": str(i), "acc": int(v > params["threshold"])} for i, v in enumerate(values)]
         return TaskResult(
             metrics={"acc": sum(s["acc"] for s in samples) / len(samples)},
@@ -42,6 +45,26 @@ PLUGIN = textwrap.dedent(
             annotation_files=[labels],
             extra_config={"text_dim": int(text.shape[1])},
         )
+
+
+    @register_task("fake_forgets_limit", groups=("misbehaving",), dataset="fake", metrics=["acc"])
+    def fake_forgets_limit(ctx, params):
+        """Reads every value whatever --limit says."""
+        values = (ctx.dataset_dir / "labels.txt").read_text().split()
+        return TaskResult(samples=[{"id": str(i), "acc": 1} for i in range(len(values))])
+
+
+    @register_task("fake_wrong_mean", groups=("misbehaving",), dataset="fake", metrics=["acc"])
+    def fake_wrong_mean(ctx, params):
+        """Reports a mean its samples do not have."""
+        return TaskResult(metrics={"acc": 0.9}, samples=[{"id": "0", "acc": 0}, {"id": "1", "acc": 1}])
+
+
+    @register_task("fake_seed_param", groups=("misbehaving",), dataset="fake", metrics=["acc"], params={"seed": 0})
+    def fake_seed_param(ctx, params):
+        """A task parameter that shares its name with a run setting."""
+        _count("fake_seed_param")
+        return TaskResult(samples=[{"id": "0", "acc": params["seed"] + ctx.seed}])
 
 
     @register_task("fake_random", groups=("fake",), dataset="fake", metrics=["draw"])
@@ -105,20 +128,19 @@ def workspace(tmp_path):
     return tmp_path
 
 
-def config(workspace: Path, **overrides) -> RunConfig:
+def config(workspace: Path, params=(), **overrides) -> RunConfig:
+    run_fields = {"tasks", "checkpoints", "data_root", "output", "plugins"}
     values = dict(
         tasks="fake_ok",
         checkpoints=["tiny=spec-a"],
         data_root=workspace / "data",
         output=workspace / "out",
         plugins=[workspace / "plugins"],
-        device="cpu",
-        num_workers=0,
-        cache_dir=workspace / "cache",
-        progress=False,
     )
-    values.update(overrides)
-    return RunConfig(**values)
+    values.update({k: v for k, v in overrides.items() if k in run_fields})
+    settings = dict(device="cpu", num_workers=0, cache_dir=workspace / "cache", progress=False)
+    settings.update({k: v for k, v in overrides.items() if k not in run_fields})
+    return RunConfig(**values, params=list(params), settings=RunSettings(**settings))
 
 
 def calls(workspace: Path) -> list[str]:
@@ -145,14 +167,14 @@ def test_run_writes_results_reuses_them_and_force_reruns(workspace):
     model = TinyModel("spec-a")
     run_suite(config(workspace, force=True), load_model=lambda spec, device: model)
     assert calls(workspace) == ["fake_ok", "fake_ok"]
-    assert model.texts_encoded == 0  # the rerun took its text features from the cache
+    assert model.texts_encoded == 2  # --force recomputes the cached features too, not just the result
 
 
 def test_limit_edited_annotations_and_other_weights_each_rerun(workspace):
     load = lambda spec, device: TinyModel(spec)  # noqa: E731
     run_suite(config(workspace), load_model=load)
     (limited,) = run_suite(config(workspace, limit=2), load_model=load)
-    assert limited["num_samples"] == 2 and limited["run"]["limit"] == 2
+    assert limited["num_samples"] == 2 and limited["run"]["settings"]["limit"] == 2
     assert len(calls(workspace)) == 2  # a --limit run is never taken for the full one
 
     (workspace / "data" / "fake" / "labels.txt").write_text("0.9 0.9 0.7 0.2\n")
@@ -166,6 +188,16 @@ def test_limit_edited_annotations_and_other_weights_each_rerun(workspace):
     assert len(calls(workspace)) == 4
     run_suite(config(workspace, limit=2), load_model=load)
     assert len(calls(workspace)) == 4
+    # Same size, other bytes (a re-encoded image): the dataset fingerprint reads contents, not sizes.
+    image = workspace / "data" / "fake" / "extra" / "img.jpg"
+    image.write_bytes(b"!!!")
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1_000_000))
+    run_suite(config(workspace, limit=2), load_model=load)
+    assert len(calls(workspace)) == 5
+
+    # A strict run never reuses a non-strict result (which may have recorded skips).
+    (strict,) = run_suite(config(workspace, limit=2, strict=True), load_model=load)
+    assert len(calls(workspace)) == 6 and strict["run"]["settings"]["strict"] is True
 
     with pytest.raises(RunError, match="another checkpoint"):  # same name, other weights: refuse to mix
         run_suite(config(workspace, checkpoints=["tiny=spec-b"]), load_model=load)
@@ -212,9 +244,9 @@ def test_bad_settings_fail_before_any_work(workspace):
     with pytest.raises(RunError, match="fp16 needs a CUDA"):
         check_precision("fp16", "cpu")
     check_precision("bf16", "cpu")  # bf16 autocast works on CPU
-    with pytest.raises(RunError, match="--limit"):
+    with pytest.raises(SettingsError, match="--limit"):
         run_suite(config(workspace, limit=0))
-    with pytest.raises(RunError, match="--precision"):
+    with pytest.raises(SettingsError, match="--precision"):
         run_suite(config(workspace, precision="fp8"))
     with pytest.raises(registry.RegistryError, match="neither a task nor a group"):
         run_suite(config(workspace, tasks="nothing_like_this"))
@@ -229,3 +261,41 @@ def test_parse_checkpoint_arg():
     assert parse_checkpoint_arg("open_clip:coca_ViT-B-32:x.pt") == (None, "open_clip:coca_ViT-B-32:x.pt")
     with pytest.raises(RunError, match="NAME=SPEC"):
         parse_checkpoint_arg("bad name=spec")
+
+
+def test_a_plugin_that_forgets_the_limit_cannot_store_a_full_run_under_a_limited_key(workspace):
+    load = lambda spec, device: TinyModel(spec)  # noqa: E731
+    with pytest.raises(registry.RegistryError, match=r"4 samples under --limit 2.*ctx\.load"):
+        run_suite(config(workspace, tasks="fake_forgets_limit", limit=2), load_model=load)
+    assert not (workspace / "out" / "tiny" / "fake_forgets_limit.json").exists()
+    (full,) = run_suite(config(workspace, tasks="fake_forgets_limit"), load_model=load)
+    assert full["metrics"] == {"acc": 1.0}  # left out by the task: computed by the runner from the declaration
+
+
+def test_a_returned_mean_that_disagrees_with_its_samples_is_refused(workspace):
+    with pytest.raises(registry.RegistryError, match="acc=0.9.*gives 0.5"):
+        run_suite(config(workspace, tasks="fake_wrong_mean"), load_model=lambda spec, device: TinyModel(spec))
+
+
+def test_a_task_parameter_named_like_a_setting_never_overwrites_it(workspace):
+    load = lambda spec, device: TinyModel(spec)  # noqa: E731
+    (first,) = run_suite(config(workspace, tasks="fake_seed_param", seed=1), load_model=load)
+    assert first["config"]["params"] == {"seed": 0} and first["run"]["settings"]["seed"] == 1
+    assert first["metrics"]["acc"] == 1.0
+    # Swapping the two values is another computation; it must not be served from the first one's key.
+    (swapped,) = run_suite(config(workspace, ["fake_seed_param.seed=1"], tasks="fake_seed_param"), load_model=load)
+    assert calls(workspace) == ["fake_seed_param", "fake_seed_param"] and swapped["key"] != first["key"]
+
+
+def test_params_from_the_command_line_are_applied_recorded_and_keyed(workspace):
+    load = lambda spec, device: TinyModel(spec)  # noqa: E731
+    (default,) = run_suite(config(workspace), load_model=load)
+    (strict_threshold,) = run_suite(config(workspace, ["threshold=0.8"]), load_model=load)
+    assert strict_threshold["metrics"]["acc"] == 0.25 and strict_threshold["config"]["params"]["threshold"] == 0.8
+    assert strict_threshold["key"] != default["key"]
+    (again,) = run_suite(config(workspace, ["fake_ok.threshold=0.8"]), load_model=load)
+    assert again["key"] == strict_threshold["key"] and calls(workspace) == ["fake_ok", "fake_ok"]
+    with pytest.raises(RunError, match=r"no parameter 'treshold'.*\['threshold'\]"):
+        run_suite(config(workspace, ["fake_ok.treshold=1"]), load_model=load)
+    with pytest.raises(RunError, match="no selected task has a parameter 'nope'"):
+        run_suite(config(workspace, ["nope=1"]), load_model=load)

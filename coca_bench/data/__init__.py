@@ -15,7 +15,7 @@ from coca_bench.data.imagenet import imagenet_classnames, imagenet_wnids, read_i
 from coca_bench.data.karpathy import read_karpathy
 from coca_bench.data.kinetics import read_kinetics
 from coca_bench.data.media import UnreadableMediaError
-from coca_bench.data.minidata import GENERATOR_VERSION, default_cache_dir, default_data_root, generate_minidata
+from coca_bench.data.minidata import GENERATOR_VERSION, default_data_root, generate_minidata
 from coca_bench.data.msrvtt import read_msrvtt
 from coca_bench.data.records import (
     CaptionSet,
@@ -47,7 +47,6 @@ __all__ = [
     "VqaQuestion",
     "VqaSet",
     "count_frames",
-    "default_cache_dir",
     "default_data_root",
     "generate_minidata",
     "imagenet_classnames",

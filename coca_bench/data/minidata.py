@@ -53,14 +53,9 @@ MINI_DATASETS: tuple[str, ...] = (
 )
 
 
-def default_cache_dir() -> Path:
-    """``$COCA_BENCH_CACHE``, else ``~/.cache/coca_bench``."""
-    return cache_root()
-
-
 def default_data_root(seed: int = 0) -> Path:
     """The cached mini data root for ``seed``, generated on first use (safe when processes race)."""
-    root = default_cache_dir() / "minidata" / f"v{GENERATOR_VERSION}-seed{seed}"
+    root = cache_root() / "minidata" / f"v{GENERATOR_VERSION}-seed{seed}"
     if not root.is_dir():
         try:
             generate_minidata(root, seed)
@@ -481,7 +476,6 @@ __all__ = [
     "GENERATOR_VERSION",
     "IMAGENET_CLASSES",
     "MINI_DATASETS",
-    "default_cache_dir",
     "default_data_root",
     "generate_minidata",
     "karpathy_tokens",

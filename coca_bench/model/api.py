@@ -141,6 +141,7 @@ class CocaModel:
     def generate(self, pixels: torch.Tensor, strategy: str = "beam", **options) -> torch.Tensor:
         """Token ids [B, L] (start token first, ``pad_id`` after the end token). Options: see GenerationConfig."""
         cfg = GenerationConfig(strategy=strategy, **options)  # validates
+        cfg.check_fits(self.config.text.context_length)  # before the image encoder runs
         image_tokens = self.network.image_features(self._pixels(pixels))[1]
         return generate(self.network, image_tokens, cfg)
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import CocaConfig
-from .layers import AttentionalPooler, Block, CrossBlock, KVCache
+from .layers import AttentionalPooler, Block, CrossBlock, KVCache, SelfAttentionBlock
 
 
 class ImageEncoder(nn.Module):
@@ -103,12 +103,21 @@ class TextEncoder(nn.Module):
 
 
 class MultimodalDecoder(nn.Module):
-    """Causal self-attention plus cross-attention to the image tokens in every layer, then the vocabulary head."""
+    """Causal self-attention plus cross-attention to the image tokens in every layer, then the vocabulary head.
+
+    Layer ``i`` is ``self_blocks[i]`` then ``cross_blocks[i]``. The ``open_clip`` layout gives the self-attention its
+    own MLP (a :class:`Block`), as open_clip's checkpoints need; the ``paper`` layout has none
+    (:class:`SelfAttentionBlock`), leaving the cross block's MLP as the layer's only one.
+    """
 
     def __init__(self, cfg: CocaConfig) -> None:
         super().__init__()
         t = cfg.text
-        self.self_blocks = nn.ModuleList(Block(t.width, t.heads, t.mlp_dim) for _ in range(t.multimodal_layers))
+        if t.multimodal_layout == "paper":
+            self_blocks = [SelfAttentionBlock(t.width, t.heads) for _ in range(t.multimodal_layers)]
+        else:
+            self_blocks = [Block(t.width, t.heads, t.mlp_dim) for _ in range(t.multimodal_layers)]
+        self.self_blocks = nn.ModuleList(self_blocks)
         self.cross_blocks = nn.ModuleList(CrossBlock(t.width, t.heads, t.mlp_dim) for _ in range(t.multimodal_layers))
         self.ln_final = nn.LayerNorm(t.width)
         self.lm_head = nn.Parameter(torch.randn(t.width, t.vocab_size) * t.width**-0.5)
@@ -195,6 +204,12 @@ class DecodingSession:
 
     def __init__(self, model: CoCa, image_tokens: torch.Tensor, max_len: int, use_cache: bool,
                  rows_per_image: int = 1) -> None:
+        context = model.cfg.text.context_length
+        if max_len > context:
+            raise ValueError(
+                f"A decoding session of {max_len} positions does not fit the text context length {context} (the start "
+                f"token and any prefix count); use max_len <= {context}."
+            )
         self.model, self.use_cache, self.max_len = model, use_cache, max_len
         self.shared_images = rows_per_image > 1
         self.image_kv = model.decoder.image_kv(image_tokens)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 PoolerKind = Literal["open_clip", "cascade", "parallel"]
+MultimodalLayout = Literal["open_clip", "paper"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -49,6 +50,10 @@ class TextConfig:
     pad_id: int = 0
     sot_id: int = 49406
     eot_id: int = 49407
+    multimodal_layout: MultimodalLayout = "open_clip"
+    """``open_clip``: each multimodal layer is a self-attention + MLP block then a cross-attention + MLP block, two
+    MLPs (open_clip's code, so every open_clip checkpoint; also the default of configs saved before this field).
+    ``paper``: self-attention, cross-attention, then one MLP, which is what gives Table 1's decoder sizes."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,10 @@ class CocaConfig:
             raise ValueError("CocaConfig: width must be divisible by heads in both the image encoder and the text layers.")
         if self.vision.pooler not in ("open_clip", "cascade", "parallel"):
             raise ValueError(f"CocaConfig: vision.pooler must be open_clip, cascade or parallel, not {self.vision.pooler!r}.")
+        if self.text.multimodal_layout not in ("open_clip", "paper"):
+            raise ValueError(
+                f"CocaConfig: text.multimodal_layout must be open_clip or paper, not {self.text.multimodal_layout!r}."
+            )
         if self.text.width % self.vision.pooler_heads:
             raise ValueError("CocaConfig: the poolers' output width (text.width) must be divisible by vision.pooler_heads.")
 
@@ -150,6 +159,7 @@ def from_open_clip(cfg: dict[str, Any]) -> CocaConfig:
             multimodal_layers=m.get("layers", 12),
             mlp_dim=int(width * t.get("mlp_ratio", 4.0)),
             legacy_cls_mask=not t.get("correct_cls_mask", False),
+            multimodal_layout="open_clip",  # open_clip's code builds two MLPs per multimodal layer, whatever the json
         ),
         preprocess=PreprocessConfig(image_size=image_size, mean=mean, std=std),
     )
@@ -157,14 +167,15 @@ def from_open_clip(cfg: dict[str, Any]) -> CocaConfig:
 
 def _paper(image_size: int, patch: int, vit_layers: int, vit_width: int, vit_mlp: int, n_uni: int, n_multi: int,
            dec_mlp: int, hidden: int, heads: int) -> CocaConfig:
-    """The paper's Table 1 shapes (cascade poolers, 256 generative queries). The paper's 64k sentencepiece
-    vocabulary is not public; these presets use the CLIP BPE tokenizer so they can run here."""
+    """The paper's Table 1 shapes (cascade poolers, 256 generative queries, one MLP per multimodal layer). The paper's
+    64k sentencepiece vocabulary is not public; these presets use the CLIP BPE tokenizer so they can run here, which
+    makes their embeddings and vocabulary head smaller than Table 1's (tests/test_model_presets.py counts with 64k)."""
     return CocaConfig(
         embed_dim=hidden,
         vision=VisionConfig(image_size=image_size, patch_size=patch, width=vit_width, layers=vit_layers, heads=heads,
                             mlp_dim=vit_mlp, pooler="cascade", pooler_queries=256, pooler_heads=heads),
         text=TextConfig(width=hidden, heads=heads, unimodal_layers=n_uni, multimodal_layers=n_multi, mlp_dim=dec_mlp,
-                        legacy_cls_mask=False),
+                        legacy_cls_mask=False, multimodal_layout="paper"),
         preprocess=PreprocessConfig(image_size=image_size),
     )
 
@@ -180,14 +191,14 @@ def _open_clip_preset(embed: int, image: int, patch: int, vit_layers: int, vit_w
     )
 
 
-def _tiny(pooler: PoolerKind, legacy_cls_mask: bool) -> CocaConfig:
+def _tiny(pooler: PoolerKind, legacy_cls_mask: bool, layout: MultimodalLayout = "open_clip") -> CocaConfig:
     """A few-layer model for tests and the bundled checkpoints: same code paths, seconds to run on a CPU."""
     return CocaConfig(
         embed_dim=64,
         vision=VisionConfig(image_size=64, patch_size=16, width=64, layers=2, heads=2, mlp_dim=128, pooler=pooler,
                             pooler_queries=16, pooler_heads=2),
         text=TextConfig(context_length=32, width=64, heads=2, unimodal_layers=2, multimodal_layers=2, mlp_dim=128,
-                        legacy_cls_mask=legacy_cls_mask),
+                        legacy_cls_mask=legacy_cls_mask, multimodal_layout=layout),
         preprocess=PreprocessConfig(image_size=64),
     )
 
@@ -203,6 +214,7 @@ PRESETS: dict[str, CocaConfig] = {
     # small presets for tests and bundled checkpoints
     "tiny": _tiny("open_clip", legacy_cls_mask=True),
     "tiny-cascade": _tiny("cascade", legacy_cls_mask=False),
+    "tiny-paper": _tiny("cascade", legacy_cls_mask=False, layout="paper"),  # the paper presets' code paths, tiny
 }
 
 

@@ -2,7 +2,8 @@
 
 Semantics follow open_clip 3.3.0's ``CoCa.generate`` so that published captioning numbers can be reproduced:
 
-- sequences start with the start token and count it in their length (``max_new_tokens + 1 == open_clip seq_len``);
+- sequences start with the start token and count it in their length (``max_new_tokens + 1 == open_clip seq_len``),
+  which must fit the text context length (``GenerationConfig.check_fits``);
 - end-of-text is masked until ``min_new_tokens`` tokens exist (open_clip ``min_seq_len = min_new_tokens + 1``);
 - greedy and sampling force end-of-text at the last position; finished rows are padded with ``pad_id``;
 - beam search is Hugging Face's group beam search (``BeamSearchScorer``, early_stopping=False) re-implemented
@@ -67,6 +68,18 @@ class GenerationConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def check_fits(self, context_length: int) -> None:
+        """Generated ids count the start token, as the tokenizer's context does, so that every token sits at a text
+        position the model has (never the [CLS]'s) and a caption can be fed back (``caption_loss``, ``encode_text``):
+        ``1 + max_new_tokens <= context_length``. Checked before any network runs, for every strategy."""
+        limit = context_length - 1
+        if self.max_new_tokens > limit:
+            raise ValueError(
+                f"max_new_tokens={self.max_new_tokens} does not fit the text context: the start token plus "
+                f"{self.max_new_tokens} new tokens need {self.max_new_tokens + 1} positions but this model's context "
+                f"length is {context_length}, so use max_new_tokens <= {limit}."
+            )
+
 
 def _suppress_eos(scores: torch.Tensor, prefix: torch.Tensor, cfg: GenerationConfig, eos: int) -> torch.Tensor:
     """Min-length and repetition-penalty processing, in Hugging Face's semantics."""
@@ -96,6 +109,7 @@ def _warp(scores: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
 @torch.no_grad()
 def generate(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
     """Token ids [B, L]: start token first, end-of-text after the caption, ``pad_id`` after that."""
+    cfg.check_fits(model.cfg.text.context_length)
     if cfg.strategy == "beam":
         return _beam_search(model, image_tokens, cfg)
     return _sample(model, image_tokens, cfg)

@@ -120,6 +120,19 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+class SelfAttentionBlock(nn.Module):
+    """Pre-norm residual self-attention without an MLP: the start of a paper-layout multimodal layer, whose one MLP
+    comes after the cross-attention (in :class:`CrossBlock`)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        return x + self.attn(self.ln_1(x), mask, cache)
+
+
 class CrossBlock(nn.Module):
     """Pre-norm residual cross-attention to the image tokens + MLP (the multimodal half of a decoder layer)."""
 

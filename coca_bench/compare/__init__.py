@@ -1,0 +1,21 @@
+"""Checkpoint comparison with paired bootstrap confidence intervals.
+
+- :mod:`.bootstrap`: the pure statistics (records in, intervals out);
+- :mod:`.matching`: which stored runs pair up, on which samples, with which declared metrics;
+- :mod:`.render`: console text, Markdown, CSV and the PNG chart.
+"""
+
+from coca_bench.compare.bootstrap import ci_excludes_zero, pair_by_id, paired_bootstrap
+from coca_bench.compare.matching import ComparisonCell, MetricComparison, compare_runs
+from coca_bench.compare.render import format_comparison, write_comparison
+
+__all__ = [
+    "ComparisonCell",
+    "MetricComparison",
+    "ci_excludes_zero",
+    "compare_runs",
+    "format_comparison",
+    "pair_by_id",
+    "paired_bootstrap",
+    "write_comparison",
+]

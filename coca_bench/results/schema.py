@@ -1,0 +1,157 @@
+"""The record of one (checkpoint, task) run: what ``<task>.json`` holds, and when two records compare like for like.
+
+This module imports no torch: versions come from package metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from coca_bench.fileio import sha256_file, to_json_value
+from coca_bench.fingerprints import git_commit, package_versions
+from coca_bench.registry import Skip, TaskSpec
+
+SCHEMA_VERSION: int = 2
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Which weights produced a result; ``sha256`` is what ties results to weights, ``name`` only labels them."""
+
+    name: str
+    spec: str
+    sha256: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "spec": self.spec, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class RunRecordInputs:
+    """What the runner knows about one run besides the task's own result."""
+
+    key: str
+    checkpoint: CheckpointInfo
+    dataset_dir: Path
+    dataset_fingerprint: str
+    annotation_files: list[Path]
+    splits: list[str]
+    params: Mapping[str, Any]
+    key_material: Mapping[str, Any]
+    run: Mapping[str, Any]  # settings, device, timing, argv, fingerprints, cache stats
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 UTC with a trailing ``Z``; the form used for ``run.started_at``/``finished_at``."""
+    moment = moment or datetime.now(timezone.utc)
+    if moment.tzinfo is None:
+        raise ValueError("utc_timestamp needs a timezone-aware datetime; use datetime.now(timezone.utc).")
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _relative_or_absolute(path: Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def _source_sha256(source: str) -> str | None:
+    return sha256_file(source) if source and Path(source).is_file() else None
+
+
+def build_record(
+    task: TaskSpec,
+    inputs: RunRecordInputs,
+    metrics: Mapping[str, float],
+    samples_count: int,
+    extra_config: Mapping[str, Any],
+    skipped: list[Skip],
+) -> dict:
+    """The JSON record of one (checkpoint, task) run: metrics plus everything needed to reproduce them."""
+    run = {
+        k: utc_timestamp(v) if isinstance(v, datetime) else v for k, v in inputs.run.items()
+    }  # timestamps as ISO text
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "key": inputs.key,
+        "task": {
+            "name": task.name,
+            "version": task.version,
+            "groups": list(task.groups),
+            "description": task.description,
+            "source": task.source,
+            "source_sha256": _source_sha256(task.source),
+            "metrics": [
+                {"name": m.name, "higher_is_better": m.higher_is_better, "aggregation": m.aggregation}
+                for m in task.metrics
+            ],
+        },
+        "checkpoint": inputs.checkpoint.as_dict(),
+        "metrics": {m.name: float(metrics[m.name]) for m in task.metrics if m.name in metrics},
+        "higher_is_better": {m.name: m.higher_is_better for m in task.metrics if m.name in metrics},
+        "num_samples": samples_count,
+        "dataset": {
+            "name": task.dataset,
+            "root": str(inputs.dataset_dir),
+            "split": ",".join(inputs.splits),
+            "fingerprint": inputs.dataset_fingerprint,
+            "annotation_files": [_relative_or_absolute(p, inputs.dataset_dir) for p in inputs.annotation_files],
+        },
+        "config": {
+            "params": to_json_value(dict(inputs.params), where=f"task {task.name!r} parameters"),
+            "key_material": to_json_value(dict(inputs.key_material), where=f"task {task.name!r} key_material"),
+            "extra": to_json_value(dict(extra_config), where=f"task {task.name!r} extra_config"),
+        },
+        "run": to_json_value(run, where="run"),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "skipped": [{"id": s.sample_id, "reason": s.reason} for s in skipped],
+    }
+
+
+def declared_metrics(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The metric declarations stored in a record: name, higher_is_better, aggregation."""
+    return [m for m in (record.get("task") or {}).get("metrics") or [] if isinstance(m, Mapping)]
+
+
+def _get(record: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = record
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+COMPARABLE_FIELDS = (
+    "task.version",
+    "dataset.fingerprint",
+    "dataset.split",
+    "run.settings.precision",
+    "run.settings.limit",
+    "run.settings.seed",
+    "run.settings.strict",
+)
+
+
+def comparability_differences(baseline: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
+    """What, besides the checkpoint, differs between two records of one task (empty: like for like)."""
+    differences = [f for f in COMPARABLE_FIELDS if _get(baseline, f) != _get(other, f)]
+    for section in ("params", "key_material"):  # not "extra": a probe's chosen strength differs by design
+        a, b = _get(baseline, f"config.{section}") or {}, _get(other, f"config.{section}") or {}
+        differences += [f"config.{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return differences
+
+
+__all__ = [
+    "COMPARABLE_FIELDS",
+    "SCHEMA_VERSION",
+    "CheckpointInfo",
+    "RunRecordInputs",
+    "build_record",
+    "comparability_differences",
+    "declared_metrics",
+    "utc_timestamp",
+]

@@ -1,0 +1,1 @@
+"""The built-in task plugins, one file each; installed as ``coca_bench.builtin_tasks`` (see pyproject.toml)."""
