@@ -23,13 +23,21 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
-
-from timing import QUIET_FOREIGN_CORES, Measurement, foreign_load, interleaved, paired_ratio, quiet_round_count, read_bandwidth
+from timing import (
+    QUIET_FOREIGN_CORES,
+    Measurement,
+    foreign_load,
+    interleaved,
+    paired_ratio,
+    quiet_round_count,
+    read_bandwidth,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 ARCH = "coca_ViT-B-32"
@@ -60,7 +68,7 @@ class Settings:
     bandwidth_repeats: int = 7
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Settings":
+    def from_args(cls, args: argparse.Namespace) -> Settings:
         common = dict(quick=args.quick, threads=args.threads, out_dir=args.out, profile=args.profile)
         if args.quick:  # the same measurements, smaller: about a minute on 2 quiet cores
             return cls(**common, new_tokens=20, caption_batches=(1,), caption_repeats=2, extra_rounds=0, budget_s=90,

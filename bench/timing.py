@@ -16,9 +16,10 @@ import os
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -34,11 +35,11 @@ class CpuClock:
     own: float
 
     @classmethod
-    def now(cls) -> "CpuClock":
+    def now(cls) -> CpuClock:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return cls(time.perf_counter(), _machine_busy_seconds(), usage.ru_utime + usage.ru_stime)
 
-    def foreign_cores(self, later: "CpuClock") -> float:
+    def foreign_cores(self, later: CpuClock) -> float:
         """Average number of cores other processes (and the hypervisor's steal) kept busy between two instants."""
         wall = later.wall - self.wall
         if wall <= 0 or math.isnan(self.machine_busy):

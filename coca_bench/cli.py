@@ -15,8 +15,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from coca_bench.registry import RegistryError, TaskSpec, all_tasks, get_task
 from coca_bench.runner import RunConfig, RunError, load_task_registry

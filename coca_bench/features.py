@@ -22,19 +22,18 @@ float rounding, and sharing the cache across machines is the point of content ad
 from __future__ import annotations
 
 import json
-import os
-import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from coca_bench.data import UnreadableMediaError, load_image
-from coca_bench.fileio import sha256_file, sha256_text
+from coca_bench.fileio import atomic_file, sha256_file, sha256_text
 from coca_bench.fingerprints import feature_code_fingerprint
 from coca_bench.registry import Skip
 from coca_bench.settings import RunSettings
@@ -291,16 +290,10 @@ class FeatureExtractor:
     def _write_chunk(path: Path | None, keys: list[str], vectors: list[np.ndarray | None], reasons: list[str]) -> None:
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         kept = [v for v in vectors if v is not None]
         features = np.stack(kept).astype(np.float32) if kept else np.zeros((0, 0), dtype=np.float32)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, item_keys=np.array(keys), skip_reasons=np.array(reasons, dtype=str), features=features)
-            os.replace(tmp, path)  # atomic: readers see the whole chunk or none of it
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_file(path, "wb") as handle:  # readers see the whole chunk or none of it
+            np.savez(handle, item_keys=np.array(keys), skip_reasons=np.array(reasons, dtype=str), features=features)
 
     def _progress_bar(self, total: int, kind: str):
         from tqdm.auto import tqdm

@@ -16,8 +16,9 @@ import os
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping
+from typing import IO, Any
 
 from coca_bench.cache import cache_root
 

@@ -9,12 +9,13 @@ reach the model only through :class:`TaskContext`.
 from __future__ import annotations
 
 import importlib
-import math
 import importlib.util
+import math
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # typed seam without importing torch: ``--tasks list`` must stay instant
     from coca_bench.data.records import RecordSet
@@ -94,12 +95,12 @@ R = TypeVar("R", bound="RecordSet[Any]")
 class TaskContext:
     """Everything a task may use. Built by the runner; tasks never build models or write files."""
 
-    task: "TaskSpec"
+    task: TaskSpec
     dataset_dir: Path  # data_root / task.dataset
     data_root: Path
-    model: "CocaModel"
-    features: "FeatureExtractor"
-    settings: "RunSettings"
+    model: CocaModel
+    features: FeatureExtractor
+    settings: RunSettings
     inputs: TaskInputs = field(default_factory=TaskInputs)
 
     def load(self, records: R, *, evaluated: bool = True) -> R:

@@ -18,10 +18,11 @@ import math
 import random
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from coca_bench.cache import feature_cache_dir
 from coca_bench.fingerprints import content_fingerprint, dataset_fingerprint, result_key, suite_code_fingerprint

@@ -39,7 +39,7 @@ class RunSettings:
     cache_dir: Path | None = None  # None: coca_bench.cache.feature_cache_dir()
     progress: bool = True
 
-    def validated(self) -> "RunSettings":
+    def validated(self) -> RunSettings:
         if self.precision not in PRECISIONS:
             raise SettingsError(f"--precision {self.precision!r} is not one of {list(PRECISIONS)}.")
         if self.batch_size < 1:
@@ -50,7 +50,7 @@ class RunSettings:
             raise SettingsError(f"--limit must be at least 1; got {self.limit}.")
         return self
 
-    def replace(self, **changes: Any) -> "RunSettings":
+    def replace(self, **changes: Any) -> RunSettings:
         return dataclasses.replace(self, **changes)
 
     def key_fields(self) -> dict[str, Any]:

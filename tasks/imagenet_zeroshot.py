@@ -9,7 +9,8 @@ present, as CLIP_benchmark does.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
 

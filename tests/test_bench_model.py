@@ -64,9 +64,9 @@ def test_paired_ratio_is_taken_per_round_not_from_the_medians():
 
 
 def test_decode_step_bytes_counts_decoder_weights_once_and_skips_image_projections():
+    import bench_model
     import torch
 
-    import bench_model
     from coca_bench.model import CoCa, from_network, get_preset
 
     torch.manual_seed(0)

@@ -104,3 +104,23 @@ def test_plugin_task_runs_from_the_cli_and_compare_reports_it(plugin_dir, tmp_pa
 
     assert main(["compare", "--output", str(out), "--baseline", "zzz"]) == 2
     assert "error: --baseline 'zzz'" in capsys.readouterr().err
+
+
+def test_describe_and_verbose_list_show_parameters_with_defaults(capsys):
+    assert main(["describe", "imagenet_zeroshot"]) == 0
+    described = capsys.readouterr().out
+    assert 'templates = "openai"' in described and "logit_scale = 100.0" in described
+    assert "mean_per_class_recall (higher is better, task aggregate" in described
+    assert main(["--tasks", "list", "--verbose"]) == 0
+    listing = capsys.readouterr().out
+    assert "imagenet_subset_zeroshot" in listing and 'split = "val"' in listing
+    assert main(["describe", "no_such_task"]) == 2
+    assert "Unknown task 'no_such_task'" in capsys.readouterr().err
+
+
+def test_param_values_parse_as_json_when_they_can():
+    from coca_bench.runner import parse_param_value
+
+    assert parse_param_value("3") == 3 and parse_param_value("0.5") == 0.5 and parse_param_value("true") is True
+    assert parse_param_value("[1, 2]") == [1, 2] and parse_param_value("simple") == "simple"
+    assert parse_param_value('"7"') == "7"

@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from conftest import store_result
 
 from coca_bench.compare import MetricComparison, compare_runs, format_comparison, paired_bootstrap, write_comparison
@@ -66,8 +65,8 @@ def test_delta_matches_a_hand_computed_case_and_a_single_pair_has_a_point_interv
 
 def test_custom_recompute_scores_mean_per_class_recall_not_the_plain_mean() -> None:
     labels = [0] * 8 + [1] * 2
-    a = [{"id": i, "label": l, "correct": c} for i, (l, c) in enumerate(zip(labels, [1, 1, 1, 1, 0, 0, 0, 0, 1, 1]))]
-    b = [{"id": i, "label": l, "correct": c} for i, (l, c) in enumerate(zip(labels, [1] * 8 + [0, 0]))]
+    a = [{"id": i, "label": lab, "correct": c} for i, (lab, c) in enumerate(zip(labels, [1, 1, 1, 1, 0, 0, 0, 0, 1, 1]))]
+    b = [{"id": i, "label": lab, "correct": c} for i, (lab, c) in enumerate(zip(labels, [1] * 8 + [0, 0]))]
     # a: (4/8 + 2/2) / 2 = 0.75; b: (8/8 + 0/2) / 2 = 0.5 -- while plain accuracy goes 0.6 -> 0.8
     result = paired_bootstrap(a, b, recompute=mean_per_class_recall, n_resamples=N_RESAMPLES)
     delta, low, high = result["mean_per_class_recall"]
@@ -159,8 +158,8 @@ def stored_runs(tmp_path: Path) -> Path:
     store(tmp_path, "ddd_old", zeroshot, hits(base_flags), keep_samples=False)
     store(tmp_path, "eee_other_params", zeroshot, hits(base_flags), params={"size": 150})
     labels = [0] * 8 + [1] * 2
-    store(tmp_path, "aaa_base", BALANCED, [{"id": i, "label": l, "correct": int(i < 4 or i >= 8)} for i, l in enumerate(labels)])
-    store(tmp_path, "ccc_better", BALANCED, [{"id": i, "label": l, "correct": int(i < 8)} for i, l in enumerate(labels)])
+    store(tmp_path, "aaa_base", BALANCED, [{"id": i, "label": lab, "correct": int(i < 4 or i >= 8)} for i, lab in enumerate(labels)])
+    store(tmp_path, "ccc_better", BALANCED, [{"id": i, "label": lab, "correct": int(i < 8)} for i, lab in enumerate(labels)])
     store(tmp_path, "fff_alone", spec("only_one_checkpoint"), hits([1, 0]))
     return tmp_path
 

@@ -13,9 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import store_result
 
-from coca_bench import fileio, fingerprints
+from coca_bench import fingerprints
 from coca_bench.fileio import atomic_write_jsonl, atomic_write_text
 from coca_bench.registry import MetricSpec, Skip, TaskResult, TaskSpec
 from coca_bench.results import (

@@ -1,8 +1,8 @@
 import contextlib
 import csv
-import os
 import hashlib
 import json
+import os
 import textwrap
 from pathlib import Path
 

@@ -9,9 +9,11 @@ import torch
 from PIL import Image
 
 from coca_bench import registry
-from coca_bench.features import FeatureExtractor
-from coca_bench.registry import TaskContext, get_task
-from coca_bench.runner import load_task_registry
+from coca_bench.data import imagenet_wnids
+from coca_bench.registry import get_task
+from coca_bench.results import ResultStore
+from coca_bench.runner import RunConfig, load_task_registry, run_suite
+from coca_bench.settings import RunSettings
 
 # Class name -> direction in a 3-d (r, g, b) embedding space; amber is "red + green".
 CLASSES = {"crimson": (1, 0, 0), "emerald": (0, 1, 0), "azure": (0, 0, 1), "amber": (1, 1, 0)}
@@ -37,15 +39,15 @@ class ColourModel:
         ids = []
         for text in texts:
             words = set(re.findall(r"[a-z]+", text.lower()))
-            (name,) = [n for n in NAMES if n in words]
-            ids.append([NAMES.index(name)])
+            named = [n for n in NAMES if n in words]
+            ids.append([NAMES.index(named[0]) if named else len(NAMES)])  # any other class name: grey
         return torch.tensor(ids)
 
     def encode_image(self, pixels, normalize=True):
         return torch.nn.functional.normalize(pixels.mean(dim=(2, 3)), dim=-1)
 
     def encode_text(self, ids, normalize=True):
-        table = torch.tensor([CLASSES[n] for n in NAMES], dtype=torch.float32)
+        table = torch.tensor([*(CLASSES[n] for n in NAMES), (1, 1, 1)], dtype=torch.float32)
         return torch.nn.functional.normalize(table[ids[:, 0]], dim=-1)
 
     def autocast(self, precision):
@@ -60,10 +62,11 @@ def builtin_tasks():
     registry._clear_for_tests()
 
 
-def make_imagenet(root, images_by_wnid):
+def make_imagenet(root, images_by_wnid, mapping=True):
     """``images_by_wnid``: wnid -> list of RGB colours, one image each."""
     root.mkdir(parents=True)
-    (root / "LOC_synset_mapping.txt").write_text("".join(f"{w} {n}, other name\n" for w, n in zip(WNIDS, NAMES)))
+    if mapping:
+        (root / "LOC_synset_mapping.txt").write_text("".join(f"{w} {n}, other name\n" for w, n in zip(WNIDS, NAMES)))
     for wnid, colours in images_by_wnid.items():
         folder = root / "val" / wnid
         folder.mkdir(parents=True)
@@ -72,10 +75,13 @@ def make_imagenet(root, images_by_wnid):
 
 
 def run(tmp_path, task="imagenet_zeroshot", limit=None, templates="simple"):
-    spec = get_task(task)
-    extractor = FeatureExtractor(ColourModel(), tmp_path / "cache", batch_size=4, progress=False)
-    ctx = TaskContext(model=extractor.model, features=extractor, data_root=tmp_path, limit=limit)
-    return spec, spec.run(ctx, spec.resolve_params({"templates": templates}))
+    """The task through the real runner (limit, metrics from declarations, skips); returns (record, samples)."""
+    settings = RunSettings(device="cpu", num_workers=0, batch_size=4, progress=False, limit=limit,
+                           cache_dir=tmp_path / "cache")  # fmt: skip
+    config = RunConfig(tasks=task, checkpoints=["colour"], data_root=tmp_path, output=tmp_path / "out",
+                       params=[f"templates={templates}"], settings=settings)  # fmt: skip
+    (record,) = run_suite(config, load_model=lambda spec, device: ColourModel())
+    return record, ResultStore(tmp_path / "out").samples("colour", task)
 
 
 def test_accuracy_and_per_sample_records_hand_computed(tmp_path):
@@ -88,39 +94,53 @@ def test_accuracy_and_per_sample_records_hand_computed(tmp_path):
             "n004": [(255, 255, 0)],
         },
     )
-    spec, result = run(tmp_path)
-    assert result.metrics["acc1"] == pytest.approx(6 / 7)
-    assert result.metrics["mean_per_class_recall"] == pytest.approx((2 / 3 + 1 + 1 + 1) / 4)
-    assert result.metrics["acc5"] is not None and math.isnan(result.metrics["acc5"])  # 4 classes < 5
-    wrong = [s for s in result.samples if s["acc1"] == 0]
+    record, samples = run(tmp_path)
+    metrics = record["metrics"]
+    assert metrics["acc1"] == pytest.approx(6 / 7)
+    assert metrics["mean_per_class_recall"] == pytest.approx((2 / 3 + 1 + 1 + 1) / 4)
+    assert math.isnan(metrics["acc5"])  # 4 classes < 5
+    wrong = [s for s in samples if s["acc1"] == 0]
     assert wrong == [{"id": "n001/n001_2", "label": 0, "pred": 2, "acc1": 0}]
-    assert spec.recompute(result.samples, {})["acc1"] == pytest.approx(result.metrics["acc1"])
-    assert spec.recompute(result.samples, {})["mean_per_class_recall"] == pytest.approx(result.metrics["mean_per_class_recall"])
-    assert len(result.extra_config["templates"]) == 7 and "{c}" in result.extra_config["templates"][0]
-    assert [p.name for p in result.annotation_files] == ["LOC_synset_mapping.txt"]
+    spec = get_task("imagenet_zeroshot")
+    assert spec.recompute(samples, {})["acc1"] == pytest.approx(metrics["acc1"])
+    assert spec.recompute(samples, {})["mean_per_class_recall"] == pytest.approx(metrics["mean_per_class_recall"])
+    templates = record["config"]["key_material"]["templates"]
+    assert len(templates) == 7 and "{c}" in templates[0]
+    assert record["dataset"]["annotation_files"] == ["LOC_synset_mapping.txt"]
 
 
 def test_subset_restricts_logits_to_the_classes_present(tmp_path):
     # No amber folder: an orange image, closest to amber overall, must be scored among the present classes.
     make_imagenet(tmp_path / "imagenet_subset", {"n001": [(255, 150, 0)], "n002": [(0, 255, 0)], "n003": [(0, 0, 255)]})
-    _, result = run(tmp_path, task="imagenet_subset_zeroshot")
-    assert result.metrics["acc1"] == 1.0
-    assert result.extra_config["num_classes"] == 3
+    record, _ = run(tmp_path, task="imagenet_subset_zeroshot")
+    assert record["metrics"]["acc1"] == 1.0
+    assert record["config"]["extra"]["num_classes"] == 3
 
-    make_imagenet(tmp_path / "imagenet", {"n001": [(255, 150, 0)], "n004": [(255, 255, 0)]})
-    _, full = run(tmp_path)  # with amber present the orange image goes to amber
-    assert [s["pred"] for s in full.samples] == [3, 3]
+    make_imagenet(tmp_path / "imagenet", {"n001": [(255, 150, 0)], "n002": [(0, 255, 0)], "n003": [(0, 0, 255)]})
+    record, samples = run(tmp_path)  # the full task scores every class, present or not: amber wins
+    assert [s["pred"] for s in samples] == [3, 1, 2] and record["metrics"]["acc1"] == pytest.approx(2 / 3)
+
+
+def test_a_partly_extracted_imagenet_is_scored_over_all_1000_classes(tmp_path):
+    """3 of the 1,000 class folders: scoring only those would report inflated accuracy with no warning."""
+    wnids = imagenet_wnids()
+    make_imagenet(tmp_path / "imagenet", {wnids[0]: [(9, 9, 9)], wnids[1]: [(9, 9, 9)], wnids[2]: [(9, 9, 9)]},
+                  mapping=False)  # fmt: skip
+    record, samples = run(tmp_path)
+    assert record["config"]["extra"]["num_classes"] == 1000
+    assert record["config"]["extra"]["num_classes_present"] == 3
+    assert record["metrics"]["acc1"] < 1.0  # grey images tie with every class: ties go to the lowest class index
 
 
 def test_limit_unreadable_images_and_openai_templates(tmp_path):
     make_imagenet(tmp_path / "imagenet", {"n001": [(255, 0, 0)] * 3, "n002": [(0, 255, 0)] * 3})
     (tmp_path / "imagenet" / "val" / "n001" / "n001_0.png").write_bytes(b"broken")
-    _, result = run(tmp_path, limit=4, templates="openai")
-    assert len(result.samples) + len(result.skipped) == 4
-    assert [s.sample_id for s in result.skipped] == ["n001/n001_0"]
-    assert result.metrics["acc1"] == 1.0
-    assert len(result.extra_config["templates"]) == 80
-    assert result.extra_config["num_classes"] == 2  # the limit does not shrink the label space
+    record, samples = run(tmp_path, limit=4, templates="openai")
+    assert len(samples) + len(record["skipped"]) == 4  # the runner applied the limit and recorded the skip
+    assert [s["id"] for s in record["skipped"]] == ["n001/n001_0"]
+    assert record["metrics"]["acc1"] == 1.0
+    assert len(record["config"]["key_material"]["templates"]) == 80
+    assert record["config"]["extra"]["num_classes"] == 4  # neither the limit nor the folders shrink the label space
 
 
 def test_unknown_template_set_is_a_clear_error(tmp_path):

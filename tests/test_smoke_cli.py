@@ -47,7 +47,8 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
             assert record["num_samples"] == sum(1 for _ in open(out / checkpoint / f"{task}.samples.jsonl"))
             assert 0.0 <= record["metrics"]["acc1" if "zeroshot" in task else "pair_accuracy"] <= 1.0
     zeroshot = json.loads((out / "tiny-random-s0" / "imagenet_zeroshot.json").read_text())
-    assert len(zeroshot["config"]["extra"]["templates"]) == 80  # CLIP's ImageNet prompt ensemble, recorded
+    assert len(zeroshot["config"]["key_material"]["templates"]) == 80  # CLIP's ImageNet prompt ensemble, keyed
+    assert zeroshot["config"]["extra"]["num_classes"] == 8  # the mini ImageNet's full label space
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("checkpoint") and "imagenet_zeroshot/acc1" in summary[0] and len(summary) == 3
 

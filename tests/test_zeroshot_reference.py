@@ -53,15 +53,16 @@ def test_imagenet_zeroshot_task_matches_open_clip_pipeline(tiny_open_clip, minid
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
     from coca_bench.data import load_image, read_imagenet
-    from coca_bench.model.preprocess import build_preprocess
     from coca_bench.model.config import PreprocessConfig
+    from coca_bench.model.preprocess import build_preprocess
     from coca_bench.runner import RunConfig, run_suite
+    from coca_bench.settings import RunSettings
 
     reference, weights = tiny_open_clip
     out = tmp_path / "results"
+    settings = RunSettings(num_workers=0, device="cpu", progress=False, cache_dir=tmp_path / "features")
     run_suite(RunConfig(tasks="imagenet_zeroshot", checkpoints=[f"ref=open_clip:coca_tiny_test:{weights}"],
-                        data_root=minidata_root, output=out, num_workers=0, device="cpu", progress=False,
-                        cache_dir=tmp_path / "features"))
+                        data_root=minidata_root, output=out, settings=settings))
     samples = {s["id"]: s for s in map(json.loads, (out / "ref" / "imagenet_zeroshot.samples.jsonl").open())}
     record = json.loads((out / "ref" / "imagenet_zeroshot.json").read_text())
 

@@ -9,7 +9,8 @@ per-sample fields on the fast path, everything else through the task's aggregate
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,9 +9,10 @@ else the declarations stored in the record).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from coca_bench.compare.bootstrap import (
     Recompute,

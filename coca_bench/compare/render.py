@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from coca_bench.compare.matching import ComparisonCell, MetricComparison
 from coca_bench.fileio import atomic_write_bytes, atomic_write_text

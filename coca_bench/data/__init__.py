@@ -10,8 +10,8 @@ from coca_bench.data.annotations import (
     DatasetNotFoundError,
 )
 from coca_bench.data.coco_captions import read_coco_captions, read_coco_val_captions, read_nocaps
-from coca_bench.data.images import load_image
 from coca_bench.data.imagenet import imagenet_classnames, imagenet_wnids, read_imagenet
+from coca_bench.data.images import load_image
 from coca_bench.data.karpathy import read_karpathy
 from coca_bench.data.kinetics import read_kinetics
 from coca_bench.data.media import UnreadableMediaError

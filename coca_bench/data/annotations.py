@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 class AnnotationFormatError(ValueError):
@@ -55,7 +56,7 @@ class AnnotationFile:
     def error(self, message: str) -> AnnotationFormatError:
         return AnnotationFormatError(f"{self.path}: {message}; expected {self.format_name}.")
 
-    def require_exists(self, layout: str) -> "AnnotationFile":
+    def require_exists(self, layout: str) -> AnnotationFile:
         if not self.path.is_file():
             raise DatasetNotFoundError(f"Annotation file {self.path} does not exist; expected {layout}.")
         return self

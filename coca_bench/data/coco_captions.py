@@ -7,8 +7,8 @@ be captioned for a server submission but not scored locally.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
-from typing import Collection
 
 from coca_bench.data.annotations import AnnotationFile, require_dataset_dir
 from coca_bench.data.records import CaptionSet, ImageCaptions

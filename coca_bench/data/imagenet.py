@@ -14,9 +14,9 @@ restrict its logits to them as CLIP_benchmark does.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 from coca_bench.data.annotations import (
     AnnotationFile,

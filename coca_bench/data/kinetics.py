@@ -9,8 +9,8 @@ evaluation split so both share one label space.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from coca_bench.data.annotations import AnnotationFile, require_dataset_dir
 from coca_bench.data.records import ClassificationSet, VideoClip

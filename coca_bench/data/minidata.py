@@ -23,9 +23,10 @@ import shutil
 import string
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image

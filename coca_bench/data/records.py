@@ -8,9 +8,10 @@ fingerprint.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Records = TypeVar("Records", bound="RecordSet")

@@ -10,9 +10,10 @@ platforms) PyAV is used instead. Both return identical frames on H.264 mp4 files
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def _resolve_backend(backend: str) -> str:
 
 
 @contextmanager
-def _opened_decord(path: Path) -> Iterator["decord.VideoReader"]:
+def _opened_decord(path: Path) -> Iterator[Any]:  # decord.VideoReader, imported lazily
     """``decord.VideoReader`` with its errors mapped to UnreadableMediaError."""
     import decord
 

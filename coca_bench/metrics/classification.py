@@ -11,7 +11,8 @@ Conventions, chosen so that every number here agrees with every other:
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -5,10 +5,11 @@ This module imports no torch: versions come from package metadata.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from coca_bench.fileio import sha256_file, to_json_value
 from coca_bench.fingerprints import git_commit, package_versions

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from coca_bench.fileio import atomic_write_text
 from coca_bench.results.schema import comparability_differences, declared_metrics
