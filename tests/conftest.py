@@ -10,6 +10,16 @@ import pytest
 os.environ.setdefault("COCA_BENCH_CACHE", tempfile.mkdtemp(prefix="coca_bench_test_cache_"))
 
 
+@pytest.fixture()
+def clean_registry():
+    """An empty task registry for the test, emptied again after it (tests register their own plugin tasks)."""
+    from coca_bench import registry
+
+    registry._clear_for_tests()
+    yield
+    registry._clear_for_tests()
+
+
 @pytest.fixture(scope="session")
 def minidata_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The mini datasets generated once per session (seed 0), shared by the data tests."""

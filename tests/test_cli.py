@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from coca_bench import registry
 from coca_bench.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,11 +31,7 @@ def identity_only_model(spec: str) -> SimpleNamespace:
     return SimpleNamespace(name=spec, spec=spec, weights_sha256=digest, fingerprint=digest, preprocess_fingerprint="p")
 
 
-@pytest.fixture(autouse=True)
-def clean_registry():
-    registry._clear_for_tests()
-    yield
-    registry._clear_for_tests()
+pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ STRATEGY_OPTIONS = [
 
 
 @pytest.mark.parametrize("strategy,options", STRATEGY_OPTIONS)
-@pytest.mark.parametrize("preset", ["tiny", "tiny-cascade"])
+@pytest.mark.parametrize("preset", ["tiny", "tiny-cascade", "tiny-paper"])
 def test_cached_generation_equals_uncached(preset, strategy, options, pixels):
     model = _tiny(preset)
     cached = model.generate(pixels, strategy, max_new_tokens=12, **options)
@@ -46,20 +46,70 @@ def test_cached_generation_equals_uncached(preset, strategy, options, pixels):
     assert cached[:, 0].eq(49406).all() and cached.shape[1] <= 13
 
 
-def test_cache_equivalence_with_early_stops_and_padding(pixels):
-    """End-of-text made likely so rows finish at different steps (row compaction, legacy pad masks)."""
-    model = _tiny()
-    with torch.no_grad():
-        model.network.decoder.ln_final.bias[0] += 10.0
-        model.network.decoder.lm_head[0, EOS] += 0.45
-    for strategy, options in STRATEGY_OPTIONS:
-        cached = model.generate(pixels, strategy, max_new_tokens=12, **options)
-        assert torch.equal(cached, model.generate(pixels, strategy, max_new_tokens=12, use_cache=False, **options))
-    greedy = model.generate(pixels, "greedy", max_new_tokens=12, min_new_tokens=2)
-    ends = (greedy == EOS).int().argmax(dim=1)
-    assert ends.min() >= 3, "end-of-text is masked until min_new_tokens tokens exist"
-    after_end = torch.arange(greedy.shape[1])[None] > ends[:, None]
-    assert greedy[after_end].eq(0).all(), "finished rows are padded with pad_id"
+EOS_BOOSTS = (3.0, 5.0)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-cascade", "tiny-paper"])
+def test_cache_equivalence_with_early_stops_and_padding(preset):
+    """Rows of one batch finish at different steps, so cached decoding must drop (greedy, sampling) or park (beam,
+    fed padding under the pad mask) exactly the finished rows of its caches while the others go on.
+
+    End-of-text is made likely by adding ``boost`` x (final decoder feature 0) to its logit; that feature varies with
+    image and position, so rows end early, late or at the forced last position. The test asserts that every strategy
+    saw such mixed finishing, without which it would only compare full-length rows."""
+    model = _tiny(preset)
+    images = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    max_new, min_new = 12, 1
+    head = model.network.decoder.lm_head
+    original = head[0, EOS].item()
+    mixed = [0] * len(STRATEGY_OPTIONS)
+    for boost in EOS_BOOSTS:
+        with torch.no_grad():
+            head[0, EOS] = original + boost
+        for i, (strategy, options) in enumerate(STRATEGY_OPTIONS):
+            kwargs = {"max_new_tokens": max_new, "min_new_tokens": min_new, **options}
+            cached = model.generate(images, strategy, **kwargs)
+            assert torch.equal(cached, model.generate(images, strategy, use_cache=False, **kwargs)), (strategy, boost)
+            ends = [row.index(EOS) if EOS in row else len(row) for row in cached.tolist()]  # no EOS: beam at the limit
+            assert min(ends) >= min_new + 1, "end-of-text is masked until min_new_tokens tokens exist"
+            after_end = torch.arange(cached.shape[1])[None] > torch.tensor(ends)[:, None]
+            assert cached[after_end].eq(0).all(), "finished rows are padded with pad_id"
+            mixed[i] += len(set(ends)) > 1 and min(ends) < max_new  # differing ends, one before the forced last token
+    unmixed = [STRATEGY_OPTIONS[i] for i, n in enumerate(mixed) if not n]
+    assert not unmixed, f"{preset}: rows never finished at different steps for {unmixed}; recalibrate EOS_BOOSTS"
+
+
+@pytest.mark.parametrize("strategy,options", STRATEGY_OPTIONS)
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_max_new_tokens_beyond_the_context_raises(tiny, pixels, strategy, options, use_cache):
+    """The start token takes one of the context_length (32) positions, so 31 new tokens is the most that fit; a full
+    length caption can then be fed back to the model."""
+    context = tiny.config.text.context_length
+    limit = context - 1
+    for too_many in (limit + 1, limit + 3, 4 * context):
+        message = rf"^max_new_tokens={too_many} does not fit .* is {context}, so use max_new_tokens <= {limit}\.$"
+        with pytest.raises(ValueError, match=message):
+            tiny.generate(pixels, strategy, max_new_tokens=too_many, use_cache=use_cache, **options)
+    # end-of-text masked until the last position: every row runs to the limit
+    out = tiny.generate(pixels[:1], strategy, max_new_tokens=limit, min_new_tokens=limit - 1, use_cache=use_cache,
+                        **options)
+    assert out.shape[1] == context
+    assert torch.isfinite(tiny.caption_loss(pixels[:1], out))
+
+
+def test_decoding_session_beyond_the_context_raises(tiny, pixels):
+    """A session holds at most context_length positions, whatever prefix has already been fed."""
+    image_tokens = tiny.decoder_image_tokens(pixels)
+    context = tiny.config.text.context_length
+    with pytest.raises(ValueError, match=f"does not fit the text context length {context}; use max_len <= {context}"):
+        tiny.network.start_decoding(image_tokens, max_len=context + 1)
+    session = tiny.network.start_decoding(image_tokens, max_len=context)
+    prefix = tiny.tokenizer(["a red circle above a blue square"])[0]
+    prefix = prefix[prefix != 0].expand(len(pixels), -1)
+    for position in range(context):
+        session.step(prefix[:, position] if position < prefix.shape[1] else torch.full_like(prefix[:, 0], 320))
+    with pytest.raises(ValueError, match="full"):
+        session.step(prefix[:, 0])
 
 
 def test_every_row_has_one_end_token_then_padding(pixels):

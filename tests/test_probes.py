@@ -210,7 +210,8 @@ def test_attentive_probe_takes_fp16_numpy_or_torch_storage(marked_tokens):
     from_numpy = train_attentive_probe(half, y[:96], 4, _attentive_config(epochs=2))
     from_torch = train_attentive_probe(torch.from_numpy(half), torch.from_numpy(y[:96]), 4, _attentive_config(epochs=2))
     np.testing.assert_array_equal(from_numpy.logits(test_x[:10]), from_torch.logits(torch.from_numpy(test_x[:10])))
-    np.testing.assert_array_equal(from_numpy.logits(test_x[:10], batch_size=3), from_numpy.logits(test_x[:10]))
+    # Batching changes float rounding only.
+    np.testing.assert_allclose(from_numpy.logits(test_x[:10], batch_size=3), from_numpy.logits(test_x[:10]), atol=1e-6)
 
 
 def test_label_smoothing_is_applied(marked_tokens):
@@ -220,8 +221,8 @@ def test_label_smoothing_is_applied(marked_tokens):
     # With smoothing eps over 4 classes the loss cannot fall below the entropy of the smoothed target.
     eps = 0.2
     floor = -((1 - eps + eps / 4) * np.log(1 - eps + eps / 4) + 3 * (eps / 4) * np.log(eps / 4))
-    smoothed = train_attentive_probe(x, y, 4, _attentive_config(label_smoothing=eps))
-    plain = train_attentive_probe(x, y, 4, _attentive_config(label_smoothing=0.0))
+    smoothed = train_attentive_probe(x, y, 4, _attentive_config(label_smoothing=eps, epochs=10))
+    plain = train_attentive_probe(x, y, 4, _attentive_config(label_smoothing=0.0, epochs=10))
     assert min(smoothed.train_loss) >= floor - 1e-4
     assert plain.train_loss[-1] < floor - 0.2
 

@@ -2,15 +2,9 @@ import textwrap
 
 import pytest
 
-from coca_bench import registry
 from coca_bench.registry import RegistryError, load_plugins, select_tasks
 
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    registry._clear_for_tests()
-    yield
-    registry._clear_for_tests()
+pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 def write_plugin(folder, filename, name, groups=("g",), body="raise NotImplementedError"):
@@ -115,3 +109,21 @@ def test_broken_entry_point_is_named(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(RegistryError, match=r"entry point 'my_tasks' \(broken_coca_tasks\) failed to import"):
         load_plugins([], entry_points=True)
+
+
+def test_metric_declarations_are_checked_at_registration():
+    from coca_bench.registry import MetricSpec, register_task
+
+    with pytest.raises(RegistryError, match="aggregation='median'"):
+        MetricSpec("x", aggregation="median")
+    with pytest.raises(RegistryError, match=r"\['cider'\] with aggregation='task' but no aggregate="):
+        register_task("t", groups=("g",), dataset="d", metrics=[MetricSpec("cider", aggregation="task")])(lambda c, p: 0)
+
+
+def test_aggregate_metrics_takes_means_from_fields_and_the_rest_from_the_aggregate():
+    from coca_bench.registry import MetricSpec, aggregate_metrics
+
+    samples = [{"id": 0, "acc": 1, "label": 7}, {"id": 1, "acc": 0, "label": 7}, {"id": 2, "acc": None, "label": 3}]
+    metrics = [MetricSpec("acc"), MetricSpec("classes", aggregation="task")]
+    out = aggregate_metrics(metrics, lambda s, p: {"classes": len({r["label"] for r in s}), "label": 99}, samples, {})
+    assert out == {"acc": 0.5, "classes": 2.0}  # null left out of the mean; "label" is not a declared metric

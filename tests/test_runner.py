@@ -110,11 +110,7 @@ class TinyModel:
         return contextlib.nullcontext()
 
 
-@pytest.fixture(autouse=True)
-def clean_registry():
-    registry._clear_for_tests()
-    yield
-    registry._clear_for_tests()
+pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 @pytest.fixture

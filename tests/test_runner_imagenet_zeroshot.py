@@ -147,3 +147,18 @@ def test_unknown_template_set_is_a_clear_error(tmp_path):
     make_imagenet(tmp_path / "imagenet", {"n001": [(255, 0, 0)]})
     with pytest.raises(ValueError, match="templates='fancy'"):
         run(tmp_path, templates="fancy")
+
+
+def test_edited_prompt_strings_rerun_even_under_the_same_template_set_name(tmp_path, monkeypatch):
+    """An open_clip upgrade that edits its templates must not be served the old result (the name stays 'simple')."""
+    from open_clip import zero_shot_metadata
+
+    make_imagenet(tmp_path / "imagenet", {"n001": [(255, 0, 0)], "n002": [(0, 255, 0)]})
+    first, _ = run(tmp_path)
+    again, _ = run(tmp_path)
+    assert again["key"] == first["key"] and again["run"]["started_at"] == first["run"]["started_at"]  # reused
+    edited = (lambda c: f"an edited prompt of a {c}.", *zero_shot_metadata.SIMPLE_IMAGENET_TEMPLATES[1:])
+    monkeypatch.setattr(zero_shot_metadata, "SIMPLE_IMAGENET_TEMPLATES", edited)
+    rerun, _ = run(tmp_path)
+    assert rerun["key"] != first["key"]
+    assert rerun["config"]["key_material"]["templates"][0] == "an edited prompt of a {c}."
