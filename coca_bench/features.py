@@ -40,6 +40,7 @@ from coca_bench.settings import RunSettings
 
 CACHE_FORMAT_VERSION = 2
 DEFAULT_CHUNK_SIZE = 512
+_STORAGE_DTYPES = {"fp16": np.float16, "fp32": np.float32}
 
 # One encoded item: its feature vector, or the reason it was skipped.
 EncodedItem = tuple[int, "np.ndarray | str"]
@@ -136,7 +137,27 @@ class FeatureExtractor:
 
     # ------------------------------------------------------------------ public API
     def embed_images(self, samples: Sequence[Any], normalize: bool = True) -> ImageEmbeddings:
-        """Embeddings of the images at ``sample.path``; unreadable ones become :class:`Skip` (fatal if strict)."""
+        """Contrastive embeddings ``[kept, D]`` of the images at ``sample.path``; unreadable ones become
+        :class:`Skip` (fatal if strict)."""
+        encode = lambda pixels: self._encode_batch(self.model.encode_image, pixels, normalize=normalize)  # noqa: E731
+        return self._images("image", {"normalize": normalize}, samples, encode)
+
+    def image_tokens(self, samples: Sequence[Any], storage: str = "fp16") -> ImageEmbeddings:
+        """Image-encoder output tokens ``[kept, T, width]`` before pooling, for probes (``vectors`` holds them).
+
+        Stored as ``storage`` (``fp16`` halves the cache; ``fp32`` keeps every bit); the choice is part of the key
+        and the task records it. A second probe run, or another hyper-parameter setting, never re-encodes.
+        """
+        if storage not in _STORAGE_DTYPES:
+            raise ValueError(f"storage must be one of {sorted(_STORAGE_DTYPES)}, not {storage!r}.")
+        dtype = _STORAGE_DTYPES[storage]
+        encode = lambda pixels: self._encode_batch(self.model.image_tokens, pixels).astype(dtype)  # noqa: E731
+        return self._images("image_tokens", {"storage": storage}, samples, encode)
+
+    def _images(
+        self, kind: str, params: Mapping[str, Any], samples: Sequence[Any], encode_pixels: Callable[[torch.Tensor], np.ndarray]
+    ) -> ImageEmbeddings:
+        """One cached path for everything computed from images: load in workers, encode in batches, skip failures."""
         ids = [str(_field(s, "id")) for s in samples]
         paths = [str(_field(s, "path")) for s in samples]
         with ThreadPoolExecutor(max_workers=4) as pool:  # hashing releases the GIL; IO overlaps
@@ -154,11 +175,10 @@ class FeatureExtractor:
                 for index, reason in failed:
                     yield positions[index], reason
                 if pixels is not None:
-                    vectors = self._encode_batch(self.model.encode_image, pixels, normalize)
-                    yield from ((positions[i], v) for i, v in zip(ok_indices, vectors))
+                    yield from ((positions[i], v) for i, v in zip(ok_indices, encode_pixels(pixels)))
 
-        params = {"normalize": normalize, "preprocess": self.model.preprocess_fingerprint}
-        vectors, reasons = self._cached("image", params, item_keys, encode)
+        params = {**params, "preprocess": self.model.preprocess_fingerprint}
+        vectors, reasons = self._cached(kind, params, item_keys, encode)
         skipped = [Skip(sample_id, reason) for sample_id, reason in zip(ids, reasons) if reason]
         self.skipped.extend(s for s in skipped if s not in self.skipped)
         if skipped and self.settings.strict:
@@ -179,16 +199,16 @@ class FeatureExtractor:
             for start in range(0, len(positions), step):
                 batch = positions[start : start + step]
                 token_ids = self.model.tokenizer([texts[p] for p in batch])
-                yield from zip(batch, self._encode_batch(self.model.encode_text, token_ids, normalize))
+                yield from zip(batch, self._encode_batch(self.model.encode_text, token_ids, normalize=normalize))
 
         vectors, _ = self._cached("text", {"normalize": normalize}, [sha256_text(t) for t in texts], encode)
         return _stack(vectors)
 
     # ------------------------------------------------------------------ internals
-    def _encode_batch(self, encoder: Callable[..., torch.Tensor], inputs: torch.Tensor, normalize: bool) -> np.ndarray:
+    def _encode_batch(self, encoder: Callable[..., torch.Tensor], inputs: torch.Tensor, **kwargs: Any) -> np.ndarray:
         precision = self.settings.precision
         with torch.no_grad(), self.model.autocast(precision):
-            out = encoder(inputs.to(self.settings.device), normalize=normalize)
+            out = encoder(inputs.to(self.settings.device), **kwargs)
         vectors = out.float().cpu().numpy()
         if not np.isfinite(vectors).all():
             raise FeatureExtractionError(
@@ -291,7 +311,7 @@ class FeatureExtractor:
         if path is None:
             return
         kept = [v for v in vectors if v is not None]
-        features = np.stack(kept).astype(np.float32) if kept else np.zeros((0, 0), dtype=np.float32)
+        features = np.stack(kept) if kept else np.zeros((0, 0), dtype=np.float32)  # fp32, or fp16 tokens as asked
         with atomic_file(path, "wb") as handle:  # readers see the whole chunk or none of it
             np.savez(handle, item_keys=np.array(keys), skip_reasons=np.array(reasons, dtype=str), features=features)
 
@@ -303,4 +323,4 @@ class FeatureExtractor:
 
 def _stack(vectors: Sequence[np.ndarray | None]) -> np.ndarray:
     kept = [v for v in vectors if v is not None]
-    return np.stack(kept).astype(np.float32, copy=False) if kept else np.zeros((0, 0), dtype=np.float32)
+    return np.stack(kept) if kept else np.zeros((0, 0), dtype=np.float32)

@@ -52,6 +52,10 @@ class FakeModel:
         out = pixels.mean(dim=(2, 3)) @ _IMAGE_PROJECTION + 0.01
         return torch.nn.functional.normalize(out, dim=-1) if normalize else out
 
+    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        self.images_encoded += len(pixels)
+        return pixels.flatten(2).transpose(1, 2)[:, :5, :] * 3.0  # [B, 5 tokens, 3 channels]
+
     def encode_text(self, ids: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         self.texts_encoded += len(ids)
         out = ids.float() @ _TEXT_PROJECTION + 0.01
@@ -253,3 +257,22 @@ def test_skips_are_gathered_for_the_runner(tmp_path):
     features.embed_images(samples)
     features.embed_images(samples)
     assert [s.sample_id for s in features.skipped] == ["s0"]
+
+
+def test_encoder_tokens_are_cached_in_fp16_under_their_own_key(tmp_path):
+    samples = make_images(tmp_path / "img", 4)
+    samples[2].path.write_bytes(b"broken")
+    tokens = extractor(FakeModel(), tmp_path / "cache").image_tokens(samples)
+    assert tokens.vectors.shape == (3, 5, 3) and tokens.vectors.dtype == np.float16
+    assert tokens.ids == ["s0", "s1", "s3"] and [s.sample_id for s in tokens.skipped] == ["s2"]
+    direct = FakeModel().image_tokens(torch.stack([_to_pixels(Image.open(samples[0].path).convert("RGB"))]))
+    np.testing.assert_allclose(tokens.vectors[0], direct[0].numpy(), rtol=1e-3)
+
+    model = FakeModel()
+    again = extractor(model, tmp_path / "cache").image_tokens(samples)  # a second probe setting: no re-encoding
+    assert model.images_encoded == 0
+    np.testing.assert_array_equal(again.vectors, tokens.vectors)
+    full = extractor(model, tmp_path / "cache").image_tokens(samples, storage="fp32")
+    assert model.images_encoded == 3 and full.vectors.dtype == np.float32
+    extractor(model, tmp_path / "cache").embed_images(samples)  # embeddings are another kind, with their own chunks
+    assert model.images_encoded == 6

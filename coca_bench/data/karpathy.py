@@ -18,16 +18,18 @@ KARPATHY_SPLITS = ("train", "restval", "val", "test")
 DEFAULT_IMAGE_DIRS = {"flickr30k": "flickr30k-images", "flickr8k": "Flicker8k_Dataset"}
 
 
-def read_karpathy(root: Path, name: str, split: str = "test", image_dir: str | None = None) -> CaptionSet[ImageCaptions]:
-    """Images of ``split`` in ``<root>/dataset_<name>.json``, each with all its raw captions.
+def read_karpathy(
+    root: Path, name: str, split: str = "test", image_dir: str | None = None, annotation_file: Path | None = None
+) -> CaptionSet[ImageCaptions]:
+    """Images of ``split`` in ``<root>/dataset_<name>.json`` (or ``annotation_file``), each with its raw captions.
 
-    ``image_dir`` overrides where images are (relative to ``root``); by default it is
-    each image's ``filepath`` when present, else :data:`DEFAULT_IMAGE_DIRS` [name].
+    Image paths are resolved against ``root``: ``image_dir`` overrides the folder; by default it is each image's
+    ``filepath`` when present, else :data:`DEFAULT_IMAGE_DIRS` [name].
     """
     root = require_dataset_dir(
         Path(root), f"the Karpathy split file dataset_{name}.json and the images it names"
     )
-    source = AnnotationFile(root / f"dataset_{name}.json", "the Karpathy split format")
+    source = AnnotationFile(Path(annotation_file or root / f"dataset_{name}.json"), "the Karpathy split format")
     source.require_exists(f"Karpathy's dataset_{name}.json in {root}")
     payload = source.load_json()
     images = source.objects(payload, "images")

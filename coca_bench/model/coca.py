@@ -208,7 +208,7 @@ class DecodingSession:
         if max_len > context:
             raise ValueError(
                 f"A decoding session of {max_len} positions does not fit the text context length {context} (the start "
-                f"token and any prefix count); use max_len <= {context}."
+                f"token and any prefix fed count as positions); use max_len <= {context}."
             )
         self.model, self.use_cache, self.max_len = model, use_cache, max_len
         self.shared_images = rows_per_image > 1

@@ -139,9 +139,7 @@ def train_attentive_probe(
     if dim % config.num_heads:
         raise ValueError(f"num_heads ({config.num_heads}) must divide the token width ({dim}).")
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = AttentivePoolingClassifier(dim, num_classes, config.num_heads).to(device)
+    model = AttentivePoolingClassifier(dim, num_classes, config.num_heads).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     matrices = [p for p in model.parameters() if p.ndim >= 2]
     others = [p for p in model.parameters() if p.ndim < 2]
