@@ -77,6 +77,7 @@ class TaskResult:
     split: str = ""
     annotation_files: list[Path] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. collapsed embeddings: kept in the record, printed
 
 
 @dataclass
@@ -138,6 +139,7 @@ class TaskContext:
 TaskFn = Callable[[TaskContext, dict[str, Any]], TaskResult]
 AggregateFn = Callable[[Sequence[Mapping[str, Any]], dict[str, Any]], dict[str, float]]
 KeyMaterialFn = Callable[[dict[str, Any]], Mapping[str, Any]]
+InputsFn = Callable[[dict[str, Any]], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class TaskSpec:
     version: int = 1
     aggregate: AggregateFn | None = None
     key_material: KeyMaterialFn | None = None
-    inputs: tuple[str, ...] = ("",)
+    inputs: tuple[str, ...] | InputsFn = ("",)
     source: str = ""
 
     def resolve_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -167,9 +169,14 @@ class TaskSpec:
     def metric(self, name: str) -> MetricSpec | None:
         return next((m for m in self.metrics if m.name == name), None)
 
+    def dataset_folder(self, params: Mapping[str, Any]) -> str:
+        """The dataset folder under the data root: a ``dataset`` parameter, when the task has one, else its own."""
+        return str(params.get("dataset") or self.dataset)
+
     def input_paths(self, dataset_dir: Path, params: Mapping[str, Any]) -> list[Path]:
         """The files and folders whose contents define this task's data, for the dataset fingerprint."""
-        return [Path(dataset_dir) / pattern.format(**params) for pattern in self.inputs]
+        patterns = self.inputs(dict(params)) if callable(self.inputs) else [p.format(**params) for p in self.inputs]
+        return [Path(dataset_dir) / pattern for pattern in patterns]
 
     def recompute(self, samples: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> dict[str, float]:
         """Every declared metric from per-sample records: the runner's check and the bootstrap's resample."""
@@ -211,15 +218,16 @@ def register_task(
     version: int = 1,
     aggregate: AggregateFn | None = None,
     key_material: KeyMaterialFn | None = None,
-    inputs: Iterable[str] = ("",),
+    inputs: Iterable[str] | InputsFn = ("",),
 ) -> Callable[[TaskFn], TaskFn]:
     """Decorator registering ``fn(ctx, params) -> TaskResult`` as task ``name``.
 
     ``aggregate(samples, params)`` computes the metrics declared with ``aggregation="task"``.
     ``key_material(params)`` returns what the parameters stand for (the template strings behind
     ``templates="openai"``), so that a library upgrade that changes them is not served from a stored result.
-    ``inputs`` are paths under the dataset folder (formatted with the parameters, ``""`` = the whole folder) whose
-    file contents define the data; the default fingerprints the whole dataset folder.
+    ``inputs`` are paths under the dataset folder (formatted with the parameters, ``""`` = the whole folder), or a
+    function of the parameters returning them, whose file contents define the data; the default fingerprints the
+    whole dataset folder. A task with a ``dataset`` parameter reads that folder of the data root instead of its own.
     """
 
     def decorator(fn: TaskFn) -> TaskFn:
@@ -246,7 +254,7 @@ def register_task(
             version=version,
             aggregate=aggregate,
             key_material=key_material,
-            inputs=tuple(inputs),
+            inputs=inputs if callable(inputs) else tuple(inputs),
             source=source,
         )
         return fn

@@ -212,7 +212,7 @@ class _Suite:
 
     def inputs_fingerprint(self, task: TaskSpec, params: Mapping[str, Any]) -> str:
         """Content fingerprint of the task's declared inputs, computed once per run for each set of paths."""
-        dataset_dir = self.data_root / task.dataset
+        dataset_dir = self.data_root / task.dataset_folder(params)
         paths = tuple(task.input_paths(dataset_dir, params))
         if paths not in self._inputs_fingerprints:
             self._inputs_fingerprints[paths] = content_fingerprint(paths, dataset_dir)
@@ -306,7 +306,7 @@ def _annotation_paths(dataset_dir: Path, names: Sequence[str]) -> list[Path]:
 
 def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _CheckpointRun) -> dict:
     settings = suite.settings
-    dataset_dir = suite.data_root / task.dataset
+    dataset_dir = suite.data_root / task.dataset_folder(params)
     where = f"{run.info.name}/{task.name}"
     key_material = dict(task.key_material(dict(params))) if task.key_material is not None else {}
     inputs_fingerprint = suite.inputs_fingerprint(task, params)
@@ -378,6 +378,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
         len(result.samples),
         result.extra_config,
         _unique_skips(skipped),
+        result.warnings,
     )
     suite.store.write(run.info, record, result.samples)
     log.info("%s: done in %.1fs", where, wall_time)

@@ -100,3 +100,79 @@ def store_result(output: Path, ckpt_name: str, task, samples: list[dict], *, par
 @pytest.fixture()
 def store_run():
     return store_result
+
+
+class PixelStatsModel:
+    """A deterministic stand-in for the model handle: images embed by their pixel statistics, texts by their bytes.
+
+    Enough for the runner, the feature cache and any task that ranks or classifies embeddings, without torch
+    weights; ``collapse=True`` embeds every image identically (an untrained contrastive head).
+    """
+
+    name = "pixel-stats"
+    spec = "pixel-stats"
+    weights_sha256 = "e" * 64
+    preprocess_fingerprint = "pixel-stats-8x8"
+    device = "cpu"
+
+    def __init__(self, dim: int = 8, collapse: bool = False) -> None:
+        import numpy as np
+        import torch
+
+        rng = np.random.default_rng(0)
+        self.fingerprint = f"pixel-stats-{dim}-{collapse}"
+        self.collapse = collapse
+        self._image_projection = torch.tensor(rng.normal(size=(6, dim)), dtype=torch.float32)
+        self._text_projection = torch.tensor(rng.normal(size=(64, dim)), dtype=torch.float32)
+
+    @staticmethod
+    def preprocess(image):
+        import numpy as np
+        import torch
+
+        return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+    @staticmethod
+    def tokenizer(texts):
+        import torch
+
+        ids = torch.zeros(len(texts), 64, dtype=torch.long)
+        for row, text in enumerate(texts):
+            codes = list(text.encode("utf-8"))[:64]
+            ids[row, : len(codes)] = torch.tensor(codes)
+        return ids
+
+    def encode_image(self, pixels, normalize=True):
+        import torch
+
+        stats = torch.cat([pixels.mean(dim=(2, 3)) - 0.5, pixels.std(dim=(2, 3)) - 0.2], dim=1)  # centred
+        if self.collapse:
+            stats = torch.ones_like(stats) + 1e-4 * stats
+        out = stats @ self._image_projection
+        return torch.nn.functional.normalize(out, dim=-1) if normalize else out
+
+    def image_tokens(self, pixels):
+        return pixels.flatten(2).transpose(1, 2)  # [B, 64 pixels, 3 channels]
+
+    def encode_text(self, ids, normalize=True):
+        out = (ids.float() / 255.0) @ self._text_projection
+        return __import__("torch").nn.functional.normalize(out, dim=-1) if normalize else out
+
+    def autocast(self, precision):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def run_task(tmp_path: Path, task: str, data_root: Path, model=None, params=(), **settings) -> tuple[dict, list[dict]]:
+    """One task through the real runner with a stand-in model; returns (record, per-sample records)."""
+    from coca_bench.results import ResultStore
+    from coca_bench.runner import RunConfig, run_suite
+    from coca_bench.settings import RunSettings
+
+    model = model or PixelStatsModel()
+    settings = {"device": "cpu", "num_workers": 0, "progress": False, "cache_dir": tmp_path / "cache", **settings}
+    config = RunConfig(tasks=task, checkpoints=[f"m={model.spec}"], data_root=data_root, output=tmp_path / "out",
+                       params=list(params), settings=RunSettings(**settings))  # fmt: skip
+    (record,) = run_suite(config, load_model=lambda spec, device: model)
+    return record, ResultStore(tmp_path / "out").samples("m", task)

@@ -9,8 +9,8 @@ the error lists every place that was tried.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from coca_bench.data.annotations import DatasetNotFoundError
 from coca_bench.data.records import RecordSet

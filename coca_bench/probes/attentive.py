@@ -103,7 +103,8 @@ def _batch(tokens: Any, index: torch.Tensor, device: str | torch.device) -> torc
     """Rows ``index`` as float32 on ``device``; the full array stays in its storage dtype (fp16 halves its memory)."""
     if isinstance(tokens, torch.Tensor):
         return tokens[index].to(device=device, dtype=torch.float32)
-    return torch.from_numpy(np.asarray(tokens[index.numpy()], dtype=np.float32)).to(device)
+    return torch.from_numpy(np.asarray(tokens[index.numpy()])).to(device)
+
 
 
 def _learning_rate(step: int, total: int, config: AttentiveProbeConfig) -> float:
@@ -139,7 +140,9 @@ def train_attentive_probe(
     if dim % config.num_heads:
         raise ValueError(f"num_heads ({config.num_heads}) must divide the token width ({dim}).")
 
-    model = AttentivePoolingClassifier(dim, num_classes, config.num_heads).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = AttentivePoolingClassifier(dim, num_classes, config.num_heads).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     matrices = [p for p in model.parameters() if p.ndim >= 2]
     others = [p for p in model.parameters() if p.ndim < 2]

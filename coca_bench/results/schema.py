@@ -71,6 +71,7 @@ def build_record(
     samples_count: int,
     extra_config: Mapping[str, Any],
     skipped: list[Skip],
+    warnings: Sequence[str] = (),
 ) -> dict:
     """The JSON record of one (checkpoint, task) run: metrics plus everything needed to reproduce them."""
     run = {
@@ -96,7 +97,7 @@ def build_record(
         "higher_is_better": {m.name: m.higher_is_better for m in task.metrics if m.name in metrics},
         "num_samples": samples_count,
         "dataset": {
-            "name": task.dataset,
+            "name": inputs.dataset_dir.name,
             "root": str(inputs.dataset_dir),
             "split": ",".join(inputs.splits),
             "fingerprint": inputs.dataset_fingerprint,
@@ -111,6 +112,7 @@ def build_record(
         "versions": package_versions(),
         "git_commit": git_commit(),
         "skipped": [{"id": s.sample_id, "reason": s.reason} for s in skipped],
+        "warnings": list(warnings),
     }
 
 

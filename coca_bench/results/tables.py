@@ -146,7 +146,13 @@ def format_results_table(records: list[dict]) -> str:
                 metrics,
             ]
         )
-    return render_text_table(header, rows, align="llrrrl")
+    table = render_text_table(header, rows, align="llrrrl")
+    warnings = [
+        f"warning: {r['checkpoint']['name']}/{r['task']['name']}: {w}"
+        for r in sorted(records, key=lambda r: (r["checkpoint"]["name"], r["task"]["name"]))
+        for w in r.get("warnings") or []
+    ]
+    return "\n".join([table, *warnings])
 
 
 __all__ = [

@@ -1,0 +1,81 @@
+"""Zero-shot image-text retrieval, CLIP protocol: COCO Karpathy 5k test and Flickr30K Karpathy 1k test.
+
+Every image and every caption is encoded independently and ranked by cosine similarity over the whole test set.
+Ties never count in the model's favour; recall is a fraction in [0, 1]. One record per image (its best caption's
+rank, the ranks of all its captions, its top 5 captions), so the bootstrap resamples images with their captions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
+
+KS = (1, 5, 10)
+DIRECTIONS = ("i2t", "t2i")
+METRICS = tuple(
+    [MetricSpec(f"{d}_recall@{k}", aggregation="task") for d in DIRECTIONS for k in KS]
+    + [MetricSpec(f"{d}_{stat}_rank", higher_is_better=False, aggregation="task") for d in DIRECTIONS
+       for stat in ("median", "mean")]
+)  # fmt: skip
+PARAMS = {"split": "test", "annotation_file": None, "image_root": None}
+ANNOTATION_PLACES = ("dataset_{name}.json", "annotations/dataset_{name}.json", "karpathy/dataset_{name}.json")
+IMAGE_ROOTS = (".", "images", "Images")
+
+
+def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
+    from coca_bench.metrics.retrieval import retrieval_metrics_from_samples
+
+    return retrieval_metrics_from_samples(samples, ks=KS, names=DIRECTIONS)
+
+
+def image_text_retrieval(ctx: TaskContext, params: dict[str, Any], name: str) -> TaskResult:
+    import numpy as np
+
+    from coca_bench.data import read_karpathy
+    from coca_bench.data.layout import locate_file, relocate_media
+    from coca_bench.metrics.embeddings import collapse_warnings
+    from coca_bench.metrics.retrieval import rank_retrieval, retrieval_sample_records
+
+    places = [p.format(name=name) for p in ANNOTATION_PLACES]
+    annotation = locate_file(ctx.dataset_dir, places, f"Karpathy's dataset_{name}.json", params["annotation_file"])
+    split = read_karpathy(ctx.dataset_dir, name, params["split"], annotation_file=annotation)
+    split = relocate_media(split, ctx.dataset_dir, IMAGE_ROOTS, f"{name} images", params["image_root"])
+    records = ctx.load(split)
+
+    images = ctx.features.embed_images(records.items)
+    kept = {record.id: record for record in records.items}
+    captions = [(index, text) for index, image_id in enumerate(images.ids) for text in kept[image_id].captions]
+    owner = np.array([index for index, _ in captions], dtype=np.int64)
+    texts = ctx.features.embed_texts([text for _, text in captions])
+    ranks = rank_retrieval(images.vectors, texts, owner, top_k=5)
+    samples = [{"id": image_id, **row} for image_id, row in zip(images.ids, retrieval_sample_records(ranks, owner))]
+    return TaskResult(
+        samples=samples,
+        extra_config={"num_images": len(images.ids), "num_captions": len(captions)},
+        warnings=collapse_warnings({"image": images.vectors, "text": texts}),
+    )
+
+
+def _register(task: str, dataset: str, name: str, description: str, media: tuple[str, ...]) -> None:
+    def run(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
+        return image_text_retrieval(ctx, params, name)
+
+    def inputs(params: dict[str, Any]) -> list[str]:
+        places = [p.format(name=name) for p in ANNOTATION_PLACES]
+        return [*places, *([params["image_root"]] if params["image_root"] else media)]
+
+    register_task(
+        task, groups=("image", "retrieval", "zeroshot"), dataset=dataset, metrics=METRICS, params=PARAMS,
+        description=description, aggregate=_aggregate, inputs=inputs,
+    )(run)  # fmt: skip
+
+
+_register(
+    "coco_retrieval", "coco", "coco", "COCO Karpathy 5k test image<->text retrieval: recall@1/5/10, ranks",
+    ("val2014", "images/val2014"),
+)
+_register(
+    "flickr30k_retrieval", "flickr30k", "flickr30k", "Flickr30K Karpathy 1k test image<->text retrieval",
+    ("flickr30k-images", "images", "Images"),
+)
