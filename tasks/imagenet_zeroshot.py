@@ -54,6 +54,7 @@ def zeroshot_classification(ctx: TaskContext, params: dict[str, Any], restrict_t
 
     from coca_bench.data import DatasetLayoutError, read_imagenet
     from coca_bench.metrics import classification as cls
+    from coca_bench.metrics.embeddings import collapse_warnings
 
     split = read_imagenet(ctx.dataset_dir, params["split"])
     records = ctx.load(split)
@@ -72,19 +73,14 @@ def zeroshot_classification(ctx: TaskContext, params: dict[str, Any], restrict_t
     labels = np.array([position[label_of[sample_id]] for sample_id in images.ids])
     logits = float(params["logit_scale"]) * images.vectors.astype(np.float64) @ weights.T.astype(np.float64)
 
-    preds = logits.argmax(axis=1)
-    hits = {f"acc{k}": cls.topk_hits(logits, labels, k) for k in (1, 5) if k <= len(scored)}
-    samples = [
-        {"id": sample_id, "label": scored[labels[i]], "pred": scored[preds[i]], **{m: int(h[i]) for m, h in hits.items()}}
-        for i, sample_id in enumerate(images.ids)
-    ]
     return TaskResult(
-        samples=samples,
+        samples=cls.classification_sample_records(images.ids, logits, labels, scored),
         extra_config={
             "num_classes": len(scored),
             "num_classes_present": len(split.present_labels),
             "classnames_sha256": hashlib.sha256("\n".join(classnames).encode("utf-8")).hexdigest(),
         },
+        warnings=collapse_warnings({"image": images.vectors}),
     )
 
 

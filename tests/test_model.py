@@ -101,7 +101,8 @@ def test_decoding_session_beyond_the_context_raises(tiny, pixels):
     """A session holds at most context_length positions, whatever prefix has already been fed."""
     image_tokens = tiny.decoder_image_tokens(pixels)
     context = tiny.config.text.context_length
-    with pytest.raises(ValueError, match=rf"does not fit the text context length {context} \(.*\); use max_len <= {context}\.$"):
+    message = rf"does not fit the text context length {context} \(.*\); use max_len <= {context}\.$"
+    with pytest.raises(ValueError, match=message):
         tiny.network.start_decoding(image_tokens, max_len=context + 1)
     session = tiny.network.start_decoding(image_tokens, max_len=context)
     prefix = tiny.tokenizer(["a red circle above a blue square"])[0]

@@ -35,7 +35,10 @@ def _parts(network: CoCa) -> dict[str, int]:
     image = [p for p in visual.parameters() if id(p) not in head_ids]
     decoder = [p for p in (*text.parameters(), *network.decoder.parameters()) if id(p) not in head_ids]
     return {
-        "image": _count(image), "decoder": _count(decoder), "heads": _count(heads), "all": _count(network.parameters())
+        "image": _count(image),
+        "decoder": _count(decoder),
+        "heads": _count(heads),
+        "all": _count(network.parameters()),
     }
 
 

@@ -200,6 +200,24 @@ def test_attentive_probe_is_deterministic_and_leaves_the_global_rng_alone(marked
     assert not np.allclose(a, c)
 
 
+def test_attentive_probe_shuffles_with_a_generator_seeded_by_the_config(marked_tokens, monkeypatch):
+    import torch
+
+    from coca_bench.probes import attentive
+
+    seeds = []
+    real_randperm = torch.randperm
+
+    def recording_randperm(n, *, generator):
+        seeds.append(generator.initial_seed())
+        return real_randperm(n, generator=generator)
+
+    monkeypatch.setattr(attentive.torch, "randperm", recording_randperm)
+    (x, y), _ = marked_tokens
+    attentive.train_attentive_probe(x[:16], y[:16], 4, _attentive_config(epochs=2, seed=5))
+    assert seeds == [5, 5]
+
+
 def test_attentive_probe_takes_fp16_numpy_or_torch_storage(marked_tokens):
     import torch
 

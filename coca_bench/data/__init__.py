@@ -10,6 +10,7 @@ from coca_bench.data.annotations import (
     DatasetNotFoundError,
 )
 from coca_bench.data.coco_captions import read_coco_captions, read_coco_val_captions, read_nocaps
+from coca_bench.data.image_folder import image_folder_classes, read_image_folder, read_train_eval_splits
 from coca_bench.data.imagenet import imagenet_classnames, imagenet_wnids, read_imagenet
 from coca_bench.data.images import load_image
 from coca_bench.data.karpathy import read_karpathy
@@ -49,18 +50,21 @@ __all__ = [
     "count_frames",
     "default_data_root",
     "generate_minidata",
+    "image_folder_classes",
     "imagenet_classnames",
     "imagenet_wnids",
     "load_image",
     "read_coco_captions",
     "read_coco_val_captions",
     "read_frames",
+    "read_image_folder",
     "read_imagenet",
     "read_karpathy",
     "read_kinetics",
     "read_msrvtt",
     "read_nocaps",
     "read_sampled_frames",
+    "read_train_eval_splits",
     "read_vqa",
     "sample_frame_indices",
 ]

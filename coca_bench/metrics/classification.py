@@ -112,3 +112,21 @@ def classification_metrics_from_samples(
         np.array([s["pred"] for s in samples]), np.array([s["label"] for s in samples])
     )
     return metrics
+
+
+def classification_sample_records(
+    ids: Sequence[str], logits: np.ndarray, labels: np.ndarray, class_labels: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """One record per sample: ``label``, ``pred`` (top-1) and ``acc{k}`` hits for k = 1, 5 (no ``acc5`` field with
+    fewer than 5 classes, which makes that metric NaN). ``class_labels`` maps logit columns to the dataset's label
+    space (a task scoring a subset of the classes); by default columns are labels."""
+    logits, labels = _check_logits_labels(logits, labels)
+    if len(ids) != len(labels):
+        raise ValueError(f"ids must have one entry per row of logits ({len(labels)}); got {len(ids)}.")
+    columns = list(range(logits.shape[1])) if class_labels is None else list(class_labels)
+    preds = logits.argmax(axis=1)
+    hits = {f"acc{k}": topk_hits(logits, labels, k) for k in (1, 5) if k <= logits.shape[1]}
+    return [
+        {"id": sample_id, "label": columns[labels[i]], "pred": columns[preds[i]], **{m: int(h[i]) for m, h in hits.items()}}
+        for i, sample_id in enumerate(ids)
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -43,7 +43,7 @@ class CocaModel:
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
-    def to(self, device: str | torch.device) -> "CocaModel":
+    def to(self, device: str | torch.device) -> CocaModel:
         self.device = torch.device(device)
         self.network.to(self.device)
         return self

@@ -180,7 +180,7 @@ class CoCa(nn.Module):
         return {"contrastive_loss": contrastive, "caption_loss": caption, "loss": total}
 
     def start_decoding(self, image_tokens: torch.Tensor, max_len: int, use_cache: bool = True,
-                       rows_per_image: int = 1) -> "DecodingSession":
+                       rows_per_image: int = 1) -> DecodingSession:
         return DecodingSession(self, image_tokens, max_len, use_cache, rows_per_image)
 
 

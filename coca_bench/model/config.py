@@ -95,7 +95,7 @@ class CocaConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CocaConfig":
+    def from_dict(cls, data: dict[str, Any]) -> CocaConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

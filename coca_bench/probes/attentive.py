@@ -103,8 +103,7 @@ def _batch(tokens: Any, index: torch.Tensor, device: str | torch.device) -> torc
     """Rows ``index`` as float32 on ``device``; the full array stays in its storage dtype (fp16 halves its memory)."""
     if isinstance(tokens, torch.Tensor):
         return tokens[index].to(device=device, dtype=torch.float32)
-    return torch.from_numpy(np.asarray(tokens[index.numpy()])).to(device)
-
+    return torch.from_numpy(np.asarray(tokens[index.numpy()], dtype=np.float32)).to(device)
 
 
 def _learning_rate(step: int, total: int, config: AttentiveProbeConfig) -> float:
