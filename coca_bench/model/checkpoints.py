@@ -5,7 +5,6 @@ Native format: a folder with ``model.safetensors`` and ``config.json`` (``{"form
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..cache import cache_root
+from ..fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from .coca import CoCa
 from .config import CocaConfig, from_open_clip, get_preset
 
@@ -38,14 +38,6 @@ BUNDLED_CHECKPOINTS: dict[str, BundledCheckpoint] = {
 DEFAULT_CHECKPOINTS: list[str] = ["tiny-random-s0", "tiny-random-s1"]
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class LoadedCheckpoint:
     network: CoCa
@@ -59,20 +51,13 @@ class LoadedCheckpoint:
 # ---------------------------------------------------------------------------------------------------------- native
 def save_native(network: CoCa, folder: Path, tokenizer: str = "clip_bpe") -> Path:
     """Write ``folder/model.safetensors`` and ``folder/config.json`` atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     config = {"format": FORMAT, "version": 1, "model": network.cfg.to_dict(), "tokenizer": tokenizer}
-    for name, write in (
-        (WEIGHTS_FILE, lambda p: save_file(state, str(p))),
-        (CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2, sort_keys=True))),
-    ):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        os.close(fd)
-        write(tmp)
-        os.replace(tmp, folder / name)
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(state))
+    atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
     return folder
 
 

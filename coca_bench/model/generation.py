@@ -81,8 +81,10 @@ class GenerationConfig:
             )
 
 
-def _suppress_eos(scores: torch.Tensor, prefix: torch.Tensor, cfg: GenerationConfig, eos: int) -> torch.Tensor:
-    """Min-length and repetition-penalty processing, in Hugging Face's semantics."""
+def _apply_min_length_and_repetition_penalty(
+    scores: torch.Tensor, prefix: torch.Tensor, cfg: GenerationConfig, eos: int
+) -> torch.Tensor:
+    """End-of-text masked before the minimum length, then the repetition penalty, in Hugging Face's semantics."""
     if prefix.shape[1] < cfg.min_new_tokens + 1:
         scores = scores.clone()
         scores[:, eos] = float("-inf")
@@ -131,7 +133,7 @@ def _sample(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig) -> t
         if length + 1 == max_len:  # the last position is forced to end-of-text, as in open_clip
             tokens = torch.full_like(active, t.eot_id)
         else:
-            scores = _suppress_eos(logits.float(), out[active, :length], cfg, t.eot_id)
+            scores = _apply_min_length_and_repetition_penalty(logits.float(), out[active, :length], cfg, t.eot_id)
             if cfg.strategy == "greedy":
                 tokens = scores.argmax(dim=-1)
             else:
@@ -201,7 +203,7 @@ def _beam_search(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig)
             scores = logits[rows]
             if cfg.beam_score == "logprobs":
                 scores = F.log_softmax(scores, dim=-1)
-            scores = _suppress_eos(scores, group_ids, cfg, t.eot_id) + beam_scores[rows, None]
+            scores = _apply_min_length_and_repetition_penalty(scores, group_ids, cfg, t.eot_id) + beam_scores[rows, None]
             vocab = scores.shape[-1]
             top_scores, top_ids = torch.topk(scores.view(batch, size * vocab), 2 * size, dim=1)
             next_scores, next_tokens, next_index = _process_group(
