@@ -16,6 +16,7 @@ The inputs themselves are allocated before either is read. Each row also records
 kept busy during the call (a busy neighbour on a 2-core machine inflates times). Results go to
 ``bench/out/bench_retrieval.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,19 +98,40 @@ def worker(contender: str, images: int, texts: int, dim: int, block: int, seed: 
     tracemalloc.stop()
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     np.savez(out.with_suffix(".npz"), **result)
-    out.write_text(json.dumps({
-        "seconds": seconds,
-        "traced_peak_bytes": traced_peak,
-        "rss_growth_bytes": max(0, rss_peak - rss_before),
-        "foreign_cores": foreign,
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "traced_peak_bytes": traced_peak,
+                "rss_growth_bytes": max(0, rss_peak - rss_before),
+                "foreign_cores": foreign,
+            }
+        )
+    )
 
 
 def run_contender(contender: str, images: int, texts: int, args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / f"retrieval_{contender}_{images}x{texts}.json"
-    command = [sys.executable, __file__, "--worker", contender, "--images", str(images), "--texts", str(texts),
-               "--dim", str(args.dim), "--block-size", str(args.block_size), "--seed", str(args.seed),
-               "--out", str(args.out), "--worker-out", str(out)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        contender,
+        "--images",
+        str(images),
+        "--texts",
+        str(texts),
+        "--dim",
+        str(args.dim),
+        "--block-size",
+        str(args.block_size),
+        "--seed",
+        str(args.seed),
+        "--out",
+        str(args.out),
+        "--worker-out",
+        str(out),
+    ]
     subprocess.run(command, check=True)
     return {**json.loads(out.read_text()), "outputs": dict(np.load(out.with_suffix(".npz")))}
 
@@ -125,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--block-size", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-full-gb", type=float, default=8.0,
-                        help="skip the full-matrix contender when its score matrix alone would exceed this")
+    parser.add_argument(
+        "--max-full-gb",
+        type=float,
+        default=8.0,
+        help="skip the full-matrix contender when its score matrix alone would exceed this",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out")
     parser.add_argument("--worker", choices=["blocked", "full"], help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
@@ -137,8 +163,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     command = "python bench/bench_retrieval.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    rows, report = [], {"command": command.strip(), "cpu_count": os.cpu_count(), "machine": platform.processor(),
-                        "numpy": np.__version__, "dim": args.dim, "block_size": args.block_size, "runs": []}
+    rows, report = (
+        [],
+        {
+            "command": command.strip(),
+            "cpu_count": os.cpu_count(),
+            "machine": platform.processor(),
+            "numpy": np.__version__,
+            "dim": args.dim,
+            "block_size": args.block_size,
+            "runs": [],
+        },
+    )
     identical = True
     for texts in args.texts:
         blocked = run_contender("blocked", args.images, texts, args)
@@ -152,22 +188,35 @@ def main(argv: list[str] | None = None) -> int:
             if result is None:
                 rows.append(f"| {args.images}x{texts} | full | skipped: score matrix alone {matrix_gb:.1f} GiB | | | |")
                 continue
-            rows.append(f"| {args.images}x{texts} | {name} | {result['seconds']:.1f} s | {_gb(result['traced_peak_bytes'])}"
-                        f" | {_gb(result['rss_growth_bytes'])} | {result['foreign_cores']:.2f} |")
-            report["runs"].append({"images": args.images, "texts": texts, "contender": name, "identical": same,
-                                   **{k: v for k, v in result.items() if k != "outputs"}})
+            rows.append(
+                f"| {args.images}x{texts} | {name} | {result['seconds']:.1f} s | {_gb(result['traced_peak_bytes'])}"
+                f" | {_gb(result['rss_growth_bytes'])} | {result['foreign_cores']:.2f} |"
+            )
+            report["runs"].append(
+                {
+                    "images": args.images,
+                    "texts": texts,
+                    "contender": name,
+                    "identical": same,
+                    **{k: v for k, v in result.items() if k != "outputs"},
+                }
+            )
         if full is not None:
-            rows.append(f"| {args.images}x{texts} | full / blocked | {full['seconds'] / blocked['seconds']:.2f}x"
-                        f" | {full['traced_peak_bytes'] / blocked['traced_peak_bytes']:.1f}x"
-                        f" | {full['rss_growth_bytes'] / max(1, blocked['rss_growth_bytes']):.1f}x"
-                        f" | identical: {'yes' if same else 'NO'} |")
-    table = "\n".join([
-        f"`{report['command']}`  (D={args.dim}, block {args.block_size}, top-{TOP_K}, {os.cpu_count()} cores)",
-        "",
-        "| images x texts | contender | time | peak numpy alloc | peak RSS growth | other procs' cores |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ])
+            rows.append(
+                f"| {args.images}x{texts} | full / blocked | {full['seconds'] / blocked['seconds']:.2f}x"
+                f" | {full['traced_peak_bytes'] / blocked['traced_peak_bytes']:.1f}x"
+                f" | {full['rss_growth_bytes'] / max(1, blocked['rss_growth_bytes']):.1f}x"
+                f" | identical: {'yes' if same else 'NO'} |"
+            )
+    table = "\n".join(
+        [
+            f"`{report['command']}`  (D={args.dim}, block {args.block_size}, top-{TOP_K}, {os.cpu_count()} cores)",
+            "",
+            "| images x texts | contender | time | peak numpy alloc | peak RSS growth | other procs' cores |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
     print(table)
     (args.out / "bench_retrieval.json").write_text(json.dumps(report, indent=2))
     (args.out / "bench_retrieval.md").write_text(table + "\n")

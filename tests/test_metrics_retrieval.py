@@ -43,9 +43,15 @@ def test_hand_computed_metrics():
     metrics = retrieval_metrics(np.array(I2T), np.array(T2I), ks=(1, 2, 5))
     assert metrics == pytest.approx(
         {
-            "i2t_recall@1": 1 / 3, "i2t_recall@2": 1 / 3, "i2t_recall@5": 1.0, "i2t_median_rank": 3.0,
+            "i2t_recall@1": 1 / 3,
+            "i2t_recall@2": 1 / 3,
+            "i2t_recall@5": 1.0,
+            "i2t_median_rank": 3.0,
             "i2t_mean_rank": 8 / 3,
-            "t2i_recall@1": 1 / 8, "t2i_recall@2": 5 / 8, "t2i_recall@5": 1.0, "t2i_median_rank": 2.0,
+            "t2i_recall@1": 1 / 8,
+            "t2i_recall@2": 5 / 8,
+            "t2i_recall@5": 1.0,
+            "t2i_median_rank": 2.0,
             "t2i_mean_rank": 18 / 8,
         }
     )
@@ -54,8 +60,14 @@ def test_hand_computed_metrics():
 
 def test_video_names():
     metrics = retrieval_metrics(np.array([1, 2]), np.array([1, 1, 3]), ks=(1,), names=("v2t", "t2v"))
-    assert metrics == {"v2t_recall@1": 0.5, "v2t_median_rank": 1.5, "v2t_mean_rank": 1.5,
-                       "t2v_recall@1": 2 / 3, "t2v_median_rank": 1.0, "t2v_mean_rank": 5 / 3}
+    assert metrics == {
+        "v2t_recall@1": 0.5,
+        "v2t_median_rank": 1.5,
+        "v2t_mean_rank": 1.5,
+        "t2v_recall@1": 2 / 3,
+        "t2v_median_rank": 1.0,
+        "t2v_mean_rank": 5 / 3,
+    }
 
 
 def test_all_scores_tied_is_no_better_than_last():
@@ -140,6 +152,17 @@ def test_duplicates_equal_in_value_share_a_row_even_with_negative_zero():
     rows = np.array([[1.0, -0.0], [2.0, 3.0], [1.0, 0.0], [2.0, 3.0], [2.0, 3.5]], dtype=np.float32)
     first, of, count = _unique_rows(rows)
     assert first.tolist() == [0, 1, 4] and of.tolist() == [0, 1, 0, 1, 2] and count.tolist() == [2, 2, 1]
+
+
+def test_hash_collisions_fall_back_to_an_exact_grouping(monkeypatch):
+    from coca_bench.metrics import retrieval
+
+    monkeypatch.setattr(retrieval, "_row_hashes", lambda x: np.zeros(len(x), dtype=np.uint64))  # all rows collide
+    rows = np.array([[2.0, 3.0], [1.0, 0.0], [2.0, 3.0], [1.0, -0.0]], dtype=np.float32)
+    first, of, count = retrieval._unique_rows(rows)
+    assert first.tolist() == [0, 1] and of.tolist() == [0, 1, 0, 1] and count.tolist() == [2, 2]
+    ranks = retrieval.rank_retrieval(IMAGES, TEXTS, OWNER, top_k=3, block_size=2)
+    assert ranks.i2t_rank.tolist() == I2T and ranks.t2i_rank.tolist() == T2I
 
 
 def test_top_k_larger_than_gallery_is_clipped():

@@ -17,12 +17,16 @@ Conventions, chosen so that a model never gains from a tie:
   ``text_retrieval_recall@K`` is our ``i2t_recall@K``, its ``image_retrieval_recall@K`` our ``t2i_recall@K``).
   Ranks are 1-based, as MSR-VTT's median/mean rank (MdR/MnR) are reported.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+_CHUNK_VALUES = 2**20  # values per step of the row-wise passes (finiteness, hashing): a few MiB of temporaries
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class RetrievalRanks:
     i2t_rank: np.ndarray  # [N] rank of each image's best-ranked ground-truth text among all texts
     t2i_rank: np.ndarray  # [M] rank of each text's own image among all images
     top_texts: np.ndarray  # [N, min(top_k, M)] indices of each image's highest-scoring texts, ties by lower index
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """``np.isfinite(x).all()`` a slice at a time: a 1M-caption gallery would otherwise need a 0.5 GB mask."""
+    step = max(1, _CHUNK_VALUES // max(x.shape[1], 1))
+    return all(np.isfinite(x[s : s + step]).all() for s in range(0, x.shape[0], step))
 
 
 def _check_inputs(
@@ -62,26 +72,32 @@ def _check_inputs(
         raise ValueError(f"Every image must own at least one text; images {first} own none.")
     query = np.ascontiguousarray(query, dtype=np.float32)
     texts = np.ascontiguousarray(texts, dtype=np.float32)
-    if not (np.isfinite(query).all() and np.isfinite(texts).all()):
+    if not (_all_finite(query) and _all_finite(texts)):
         raise ValueError("Embeddings contain NaN or infinity; the encoder produced invalid values (try fp32).")
     return query, texts, owner.astype(np.int64)
+
+
+def _row_hashes(x: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's bits (after turning -0.0 into 0.0, so rows equal in value hash alike)."""
+    n, d = x.shape
+    multipliers = np.random.default_rng(0).integers(1, 2**63, size=d, dtype=np.uint64) | np.uint64(1)
+    keys = np.empty(n, dtype=np.uint64)
+    chunk = max(1, _CHUNK_VALUES // max(d, 1))
+    for s in range(0, n, chunk):
+        bits = (x[s : s + chunk] + np.float32(0)).view(np.uint32).astype(np.uint64)
+        keys[s : s + chunk] = (bits * multipliers).sum(axis=1)  # wraps modulo 2**64
+    return keys
 
 
 def _unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows equal in value share one representative: (first index of each, row -> representative, multiplicity).
 
-    Representatives keep first-occurrence order. Rows are grouped by a 64-bit hash of their bits (after turning -0.0
-    into 0.0) and every group is then checked for equality, falling back to an exact sort on a hash collision.
+    Representatives keep first-occurrence order. Rows are grouped by hash and every group is then checked for
+    equality, falling back to an exact (slower) row sort on a hash collision.
     """
-    n, d = x.shape
-    multipliers = np.random.default_rng(0).integers(1, 2**63, size=d, dtype=np.uint64) | np.uint64(1)
-    keys = np.empty(n, dtype=np.uint64)
-    chunk = max(1, 2**22 // max(d, 1))
-    for s in range(0, n, chunk):
-        bits = (x[s : s + chunk] + np.float32(0)).view(np.uint32).astype(np.uint64)
-        keys[s : s + chunk] = (bits * multipliers).sum(axis=1)  # wraps modulo 2**64
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    if not all(np.array_equal(x[first[inverse[s : s + chunk]]], x[s : s + chunk]) for s in range(0, n, chunk)):
+    _, first, inverse = np.unique(_row_hashes(x), return_index=True, return_inverse=True)
+    chunk = max(1, _CHUNK_VALUES // max(x.shape[1], 1))
+    if not all(np.array_equal(x[first[inverse[s : s + chunk]]], x[s : s + chunk]) for s in range(0, len(x), chunk)):
         _, first, inverse = np.unique(x + np.float32(0), axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first)
     relabel = np.empty_like(order)
@@ -96,13 +112,17 @@ def _block_scores(query: np.ndarray, texts: np.ndarray, rows: slice, cols: slice
 
 
 def _block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` highest scores and their column positions, ties broken by lower position."""
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
-    above = scores > kth
-    at = scores == kth
-    # Of the entries equal to the k-th score, keep the lowest-positioned ones needed to make exactly k per row.
-    chosen = above | (at & (np.cumsum(at, axis=1) <= k - above.sum(axis=1, keepdims=True)))
-    cols = np.nonzero(chosen)[1].reshape(scores.shape[0], k)
+    """Each row's ``k`` highest scores and their column positions (unordered), ties broken by lower position."""
+    cols = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
+    kth = np.take_along_axis(scores, cols, axis=1).min(axis=1, keepdims=True)
+    # argpartition picks arbitrarily among entries tied with the k-th score; redo the rows where that mattered.
+    tied = np.flatnonzero(np.count_nonzero(scores >= kth, axis=1) > k)
+    if tied.size:
+        sub, sub_kth = scores[tied], kth[tied]
+        above, at = sub > sub_kth, sub == sub_kth
+        # Of the entries equal to the k-th score, keep the lowest-positioned ones needed to make exactly k per row.
+        chosen = above | (at & (np.cumsum(at, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+        cols[tied] = np.nonzero(chosen)[1].reshape(tied.size, k)
     return np.take_along_axis(scores, cols, axis=1), cols
 
 
@@ -188,25 +208,27 @@ def rank_retrieval(
     top_per_rep = np.empty((num_q, k), dtype=np.int64)
     images_in = _members_by_block(q_of, num_q, block_size)
     texts_in = _members_by_block(t_of, num_t, block_size)
+    q_weight, t_weight = q_count.astype(np.float64), t_count.astype(np.float64)  # exact integer sums
     for row_block, images_here in enumerate(images_in):
         top_vals = np.empty((min(block_size, num_q - row_block * block_size), 0), dtype=np.float32)
         top_idx = np.empty(top_vals.shape, dtype=np.int64)
         for col_block, texts_here in enumerate(texts_in):
             rows, cols, scores = block(row_block, col_block)
             for images in _chunks(images_here, block_size):
-                at_least = scores[q_of[images] - rows.start] >= best_positive[images, None]
-                i2t_at_least[images] += (at_least @ t_count[cols].astype(np.float64)).astype(np.int64)
+                per_image = scores[q_of[images] - rows.start] if num_q < n else scores  # one row per original
+                at_least = per_image >= best_positive[images, None]
+                counted = at_least @ t_weight[cols] if num_t < m else np.count_nonzero(at_least, axis=1)
+                i2t_at_least[images] += np.asarray(counted, dtype=np.int64)
             for texts_chunk in _chunks(texts_here, block_size):
-                per_text = scores[:, t_of[texts_chunk] - cols.start]  # one column per original text, ascending
+                per_text = scores[:, t_of[texts_chunk] - cols.start] if num_t < m else scores  # one column per original
                 at_least = per_text >= positive[None, texts_chunk]
-                t2i_at_least[texts_chunk] += (q_count[rows].astype(np.float64) @ at_least).astype(np.int64)
+                counted = q_weight[rows] @ at_least if num_q < n else np.count_nonzero(at_least, axis=0)
+                t2i_at_least[texts_chunk] += np.asarray(counted, dtype=np.int64)
                 if k:
                     block_vals, block_pos = _block_top_k(per_text, min(k, texts_chunk.size))
                     top_vals, top_idx = _merge_top_k(top_vals, top_idx, block_vals, texts_chunk[block_pos], k)
         top_per_rep[row_block * block_size : row_block * block_size + top_idx.shape[0]] = top_idx
-    return RetrievalRanks(
-        i2t_rank=1 + i2t_at_least - own_at_best, t2i_rank=t2i_at_least, top_texts=top_per_rep[q_of]
-    )
+    return RetrievalRanks(i2t_rank=1 + i2t_at_least - own_at_best, t2i_rank=t2i_at_least, top_texts=top_per_rep[q_of])
 
 
 def _check_ranks(ranks: Any, name: str) -> np.ndarray:

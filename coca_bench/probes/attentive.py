@@ -5,6 +5,7 @@ and on the tokens, multi-head cross-attention whose keys and values are the toke
 layer maps the pooled vector to class logits. The same function serves images (tokens = patches) and video (tokens
 = patches of every frame, spatial x temporal), as in the paper's Tables 2 and 9.
 """
+
 from __future__ import annotations
 
 import math

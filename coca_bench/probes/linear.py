@@ -10,6 +10,7 @@ refined by a binary search down to 8 steps per decade, 96 points); and when ther
 stratified ``val_fraction`` of train is held out for the sweep (as CLIP does for datasets without one). Features are
 used as given: L2-normalise them first if that is the protocol being reproduced.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -77,8 +78,10 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
         raise ValueError(f"val_fraction must lie in (0, 1); got {fraction}.")
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    val = [rng.permutation(idx)[: min(round(fraction * idx.size), idx.size - 1)]
-           for idx in (np.flatnonzero(labels == c) for c in np.unique(labels))]
+    val = [
+        rng.permutation(idx)[: min(round(fraction * idx.size), idx.size - 1)]
+        for idx in (np.flatnonzero(labels == c) for c in np.unique(labels))
+    ]
     val_idx = np.sort(np.concatenate(val)).astype(np.int64)
     return np.setdiff1d(np.arange(labels.size), val_idx), val_idx
 
@@ -128,7 +131,7 @@ def fit_linear_probe(
     the safer choice on a small split), then refit on train + validation.
 
     Without ``val_x``/``val_y`` a stratified ``val_fraction`` of train is held out (seeded by ``seed``). A single-value
-    ``c_grid`` skips the sweep. ``num_classes`` (default: largest label + 1) sets the width of :meth:`LinearProbe.logits`.
+    ``c_grid`` skips the sweep. ``num_classes`` (default: largest label + 1) sets the width of the logits.
     Deterministic for a seed.
     """
     x = _features(train_x, "train_x")
