@@ -11,6 +11,7 @@ the full ``--new-tokens`` steps: a fixed amount of work per caption, which is wh
 Outputs: ``bench/out/bench_model.json`` (every number, with the machine and library versions) and
 ``bench/out/bench_model.md`` (the tables, also printed). ``bench/README.md`` explains each number.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,18 @@ class Settings:
     def from_args(cls, args: argparse.Namespace) -> Settings:
         common = dict(quick=args.quick, threads=args.threads, out_dir=args.out, profile=args.profile)
         if args.quick:  # the same measurements, smaller: about a minute on 2 quiet cores
-            return cls(**common, new_tokens=20, caption_batches=(1,), caption_repeats=2, extra_rounds=0, budget_s=90,
-                       quiet_wait_s=3.0, encode_batch=8, encode_repeats=3, bandwidth_repeats=3)
+            return cls(
+                **common,
+                new_tokens=20,
+                caption_batches=(1,),
+                caption_repeats=2,
+                extra_rounds=0,
+                budget_s=90,
+                quiet_wait_s=3.0,
+                encode_batch=8,
+                encode_repeats=3,
+                bandwidth_repeats=3,
+            )
         return cls(**common)
 
 
@@ -95,8 +106,11 @@ def caption_strategies(settings: Settings) -> list[CaptionStrategy]:
     beams = dict(num_beams=settings.num_beams, num_beam_groups=settings.num_beam_groups)
     return [
         CaptionStrategy("greedy", dict(generation_type="top_k", top_k=1), dict(strategy="greedy")),
-        CaptionStrategy(f"beam{settings.num_beams}x{settings.num_beam_groups}g",
-                        dict(generation_type="beam_search", **beams), dict(strategy="beam", **beams)),
+        CaptionStrategy(
+            f"beam{settings.num_beams}x{settings.num_beam_groups}g",
+            dict(generation_type="beam_search", **beams),
+            dict(strategy="beam", **beams),
+        ),
     ]
 
 
@@ -157,8 +171,9 @@ def all_equal(outputs: list[torch.Tensor], reference: torch.Tensor) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------- 1. captioning
-def caption_contenders(open_clip_model, ours, strategy: CaptionStrategy, images: torch.Tensor,
-                       new_tokens: int) -> dict[str, Callable[[], torch.Tensor]]:
+def caption_contenders(
+    open_clip_model, ours, strategy: CaptionStrategy, images: torch.Tensor, new_tokens: int
+) -> dict[str, Callable[[], torch.Tensor]]:
     open_clip_options, ours_options = strategy.open_clip_call(new_tokens), strategy.ours_call(new_tokens)
     return {
         "open_clip": lambda: open_clip_model.generate(images, **open_clip_options),
@@ -182,8 +197,14 @@ def bench_captioning(open_clip_model, ours, run: Run) -> list[dict]:
             warmups = caption_contenders(open_clip_model, ours, strategy, images, settings.warmup_new_tokens)
             run.log(f"captioning {strategy.name} batch {batch}: {settings.caption_repeats} interleaved rounds ...")
             with torch.no_grad():
-                times = interleaved(contenders, settings.caption_repeats, warmups, settings.extra_rounds, run.deadline,
-                                    settings.quiet_wait_s)
+                times = interleaved(
+                    contenders,
+                    settings.caption_repeats,
+                    warmups,
+                    settings.extra_rounds,
+                    run.deadline,
+                    settings.quiet_wait_s,
+                )
             reference = times["open_clip"].outputs[0]
             lengths = sorted({int((row != ours.config.text.pad_id).sum()) - 1 for row in reference})
             row = {
@@ -209,10 +230,12 @@ def bench_captioning(open_clip_model, ours, run: Run) -> list[dict]:
                 with torch.no_grad():
                     path.write_text(profile_table(contenders["ours"]))
                 row["profile"] = str(path)
-            run.log(f"  ours {row['ours']['median_s']:.2f}s, open_clip {row['open_clip']['median_s']:.2f}s, "
-                    f"uncached {row['ours_uncached']['median_s']:.2f}s; speed-up x{row['speedup_vs_open_clip']:.2f}; "
-                    f"identical: open_clip {row['identical_to_open_clip']}, uncached {row['identical_cached_uncached']}; "
-                    f"quiet rounds {row['quiet_rounds']}/{row['rounds']}")
+            run.log(
+                f"  ours {row['ours']['median_s']:.2f}s, open_clip {row['open_clip']['median_s']:.2f}s, "
+                f"uncached {row['ours_uncached']['median_s']:.2f}s; speed-up x{row['speedup_vs_open_clip']:.2f}; "
+                f"identical: open_clip {row['identical_to_open_clip']}, uncached {row['identical_cached_uncached']}; "
+                f"quiet rounds {row['quiet_rounds']}/{row['rounds']}"
+            )
             rows.append(row)
     return rows
 
@@ -242,8 +265,13 @@ def bench_encode(open_clip_model, ours, run: Run) -> dict:
         "open_clip_bf16": open_clip_encode_bf16,
     }
     run.log(f"encode_image batch {batch}: {settings.encode_repeats} interleaved rounds ...")
-    times = interleaved(contenders, settings.encode_repeats, extra_rounds=settings.extra_rounds, deadline=run.deadline,
-                        quiet_wait_s=settings.quiet_wait_s)
+    times = interleaved(
+        contenders,
+        settings.encode_repeats,
+        extra_rounds=settings.extra_rounds,
+        deadline=run.deadline,
+        quiet_wait_s=settings.quiet_wait_s,
+    )
     first = {name: m.outputs[0] for name, m in times.items()}
     result = {
         "batch": batch,
@@ -263,8 +291,10 @@ def bench_encode(open_clip_model, ours, run: Run) -> dict:
         for name in ("open_clip_fp32", "ours_fp32"):
             path = settings.out_dir / f"profile_encode_{name}_b{batch}.txt"
             path.write_text(profile_table(contenders[name]))
-    run.log(f"  ours/open_clip fp32 x{result['ratio_fp32_ours_vs_open_clip']:.3f}, "
-        f"bf16/fp32 x{result['speedup_bf16_vs_fp32_ours']:.2f}")
+    run.log(
+        f"  ours/open_clip fp32 x{result['ratio_fp32_ours_vs_open_clip']:.3f}, "
+        f"bf16/fp32 x{result['speedup_bf16_vs_fp32_ours']:.2f}"
+    )
     return result
 
 
@@ -282,8 +312,9 @@ def decode_step_bytes(ours, image_tokens: torch.Tensor) -> dict[str, int]:
     def size(params) -> int:
         return sum(p.numel() * p.element_size() for p in params)
 
-    once_per_caption = {id(p) for block in decoder.cross_blocks
-                        for p in (*block.ln_1_kv.parameters(), *block.attn.kv.parameters())}
+    once_per_caption = {
+        id(p) for block in decoder.cross_blocks for p in (*block.ln_1_kv.parameters(), *block.attn.kv.parameters())
+    }
     image_kv = decoder.image_kv(image_tokens)
     return {
         "text_layers": size(text.blocks.parameters()),
@@ -309,9 +340,13 @@ def bench_decode_bound(ours, captioning: list[dict], run: Run) -> dict:
     run.log(f"decode bound: {steps[0]} steps x {weight_bytes / 1e6:.0f} MB of weights; measuring bandwidth ...")
     dram = read_bandwidth(settings.bandwidth_bytes, settings.bandwidth_repeats)
     working_set = read_bandwidth(weight_bytes, settings.bandwidth_repeats)
-    encoder = interleaved({"image_encoder": lambda: ours.decoder_image_tokens(images)}, settings.encode_repeats,
-                          extra_rounds=settings.extra_rounds, deadline=run.deadline,
-                          quiet_wait_s=settings.quiet_wait_s)
+    encoder = interleaved(
+        {"image_encoder": lambda: ours.decoder_image_tokens(images)},
+        settings.encode_repeats,
+        extra_rounds=settings.extra_rounds,
+        deadline=run.deadline,
+        quiet_wait_s=settings.quiet_wait_s,
+    )
     total = greedy_b1["ours"]["median_s"]
     decode = total - encoder["image_encoder"].median
     bound = weight_bytes / dram * steps[0]
@@ -483,9 +518,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"environment": environment(settings)}
     busy = report["environment"]["foreign_cores_at_start"] = foreign_load(2.0)
     if busy > QUIET_FOREIGN_CORES and settings.threads > 1:
-        run.log(f"warning: other processes keep {busy:.1f} cores busy; with {settings.threads} threads each, OpenMP "
-                "oversubscription slows many-small-op code (cached decoding) far more than big matmuls, which skews "
-                "the ratios. Prefer a quiet machine, or --threads 1.")
+        run.log(
+            f"warning: other processes keep {busy:.1f} cores busy; with {settings.threads} threads each, OpenMP "
+            "oversubscription slows many-small-op code (cached decoding) far more than big matmuls, which skews "
+            "the ratios. Prefer a quiet machine, or --threads 1."
+        )
     open_clip_model, ours = build_models(settings.seed)
     report["captioning"] = bench_captioning(open_clip_model, ours, run)
     report["encode_image"] = bench_encode(open_clip_model, ours, run)
@@ -496,11 +533,16 @@ def main(argv: list[str] | None = None) -> int:
     (settings.out_dir / "bench_model.json").write_text(json.dumps(report, indent=2))
     (settings.out_dir / "bench_model.md").write_text(table)
     print(table)
-    mismatched = [f"{r['strategy']} batch {r['batch']}" for r in report["captioning"]
-                  if not (r["identical_to_open_clip"] and r["identical_cached_uncached"] and r["open_clip_deterministic"])]
+    mismatched = [
+        f"{r['strategy']} batch {r['batch']}"
+        for r in report["captioning"]
+        if not (r["identical_to_open_clip"] and r["identical_cached_uncached"] and r["open_clip_deterministic"])
+    ]
     if mismatched:
-        run.log(f"error: generated tokens differ (ours vs open_clip, or cached vs uncached) for {', '.join(mismatched)}; "
-            f"see {settings.out_dir / 'bench_model.json'}.")
+        run.log(
+            f"error: generated tokens differ (ours vs open_clip, or cached vs uncached) for {', '.join(mismatched)}; "
+            f"see {settings.out_dir / 'bench_model.json'}."
+        )
         return 1
     return 0
 

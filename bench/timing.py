@@ -9,6 +9,7 @@ slow down far more (10x was seen) than calls made of a few large matmuls. So eve
 cores *other* processes kept busy meanwhile (from ``/proc/stat`` minus our own CPU time), a round with a busy
 neighbour is flagged and re-run while the budget allows, and statistics use the quiet rounds when there are any.
 """
+
 from __future__ import annotations
 
 import math

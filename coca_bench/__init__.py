@@ -2,6 +2,7 @@
 
 ``from coca_bench import load_model`` imports torch lazily, so light entry points (``--tasks list``) stay fast.
 """
+
 from __future__ import annotations
 
 from typing import Any

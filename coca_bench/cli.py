@@ -9,6 +9,7 @@
 ``--tasks list`` imports no torch (the registry and the plugins keep heavy imports
 inside functions), so it answers instantly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,16 +55,31 @@ def build_run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data-root", type=Path, default=None, help="datasets folder (default: bundled mini data)")
     parser.add_argument("--output", type=Path, default=Path("results"), help="results folder (default: results/)")
-    parser.add_argument("--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable")
+    parser.add_argument(
+        "--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=2, help="image loading processes (default 2)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16 needs CUDA; bf16 works on CPU")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="first N samples per task (recorded; never reused as a full run)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="first N samples per task (recorded; never reused as a full run)",
+    )
     parser.add_argument("--force", action="store_true", help="recompute results and cached features even when stored")
-    parser.add_argument("--strict", action="store_true", help="an unreadable image or video is fatal instead of a recorded skip")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default $COCA_BENCH_CACHE/features or ~/.cache/coca_bench/features)")
+    parser.add_argument(
+        "--strict", action="store_true", help="an unreadable image or video is fatal instead of a recorded skip"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="feature cache (default $COCA_BENCH_CACHE/features or ~/.cache/coca_bench/features)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return parser
 
@@ -74,16 +90,22 @@ def build_compare_parser() -> argparse.ArgumentParser:
         description="Compare the checkpoints stored in an output folder, with paired bootstrap confidence intervals.",
     )
     parser.add_argument("--output", type=Path, default=Path("results"), help="results folder (default: results/)")
-    parser.add_argument("--baseline", default=None, metavar="NAME", help="checkpoint name to compare the others against")
+    parser.add_argument(
+        "--baseline", default=None, metavar="NAME", help="checkpoint name to compare the others against"
+    )
     parser.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable")
+    parser.add_argument(
+        "--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable"
+    )
     return parser
 
 
 def describe_task(spec: TaskSpec) -> str:
     """A task's parameters with their defaults, its metrics with direction and aggregation, and where it lives."""
-    lines = [f"{spec.name}  (groups: {', '.join(spec.groups)}; dataset folder: {spec.dataset}/; version {spec.version})"]
+    lines = [
+        f"{spec.name}  (groups: {', '.join(spec.groups)}; dataset folder: {spec.dataset}/; version {spec.version})"
+    ]
     if spec.description:
         lines.append(f"  {spec.description}")
     lines.append("  parameters (--param KEY=VALUE):" if spec.params else "  parameters: none")
@@ -169,10 +191,14 @@ def _compare(args: argparse.Namespace) -> int:
         raise RunError(f"--resamples must be at least 1; got {args.resamples}.")
     records = ResultStore(args.output).records()
     if not records:
-        raise RunError(f"--output {args.output} holds no results; run the suite first or point --output at its results folder.")
+        raise RunError(
+            f"--output {args.output} holds no results; run the suite first or point --output at its results folder."
+        )
     checkpoints = sorted({r["checkpoint"]["name"] for r in records})
     if args.baseline is not None and args.baseline not in checkpoints:
-        raise RunError(f"--baseline {args.baseline!r} has no results in {args.output}; checkpoints there: {checkpoints}.")
+        raise RunError(
+            f"--baseline {args.baseline!r} has no results in {args.output}; checkpoints there: {checkpoints}."
+        )
     tasks = load_task_registry(args.plugins)  # their declarations and aggregates drive the comparison
     rows = compare_runs(args.output, baseline=args.baseline, specs=tasks, n_resamples=args.resamples, seed=args.seed)
     print(format_comparison(rows))

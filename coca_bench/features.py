@@ -19,6 +19,7 @@ runner records them whatever the task does with the returned lists.
 The device is deliberately not part of the key: CPU and GPU features differ only by
 float rounding, and sharing the cache across machines is the point of content addressing.
 """
+
 from __future__ import annotations
 
 import json
@@ -155,7 +156,11 @@ class FeatureExtractor:
         return self._images("image_tokens", {"storage": storage}, samples, encode)
 
     def _images(
-        self, kind: str, params: Mapping[str, Any], samples: Sequence[Any], encode_pixels: Callable[[torch.Tensor], np.ndarray]
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        samples: Sequence[Any],
+        encode_pixels: Callable[[torch.Tensor], np.ndarray],
     ) -> ImageEmbeddings:
         """One cached path for everything computed from images: load in workers, encode in batches, skip failures."""
         ids = [str(_field(s, "id")) for s in samples]

@@ -6,6 +6,7 @@ or a module named by the ``coca_bench.tasks`` entry-point group) that calls
 ``--tasks list`` is instant; plugins keep heavy imports out of module level and
 reach the model only through :class:`TaskContext`.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -315,7 +316,9 @@ def get_task(name: str) -> TaskSpec:
     try:
         return _TASKS[name]
     except KeyError:
-        raise RegistryError(f"Unknown task {name!r}; run `run_suite.py --tasks list` to see the registered tasks.") from None
+        raise RegistryError(
+            f"Unknown task {name!r}; run `run_suite.py --tasks list` to see the registered tasks."
+        ) from None
 
 
 def select_tasks(selector: str) -> list[TaskSpec]:

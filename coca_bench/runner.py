@@ -207,7 +207,9 @@ class _Suite:
         self.store = ResultStore(config.output)
         self.data_root = Path(config.data_root) if config.data_root is not None else _default_data_root()
         if not self.data_root.is_dir():
-            raise RunError(f"--data-root {self.data_root} is not a folder; point it at the folder holding the datasets.")
+            raise RunError(
+                f"--data-root {self.data_root} is not a folder; point it at the folder holding the datasets."
+            )
         self._inputs_fingerprints: dict[tuple[Path, ...], str] = {}
 
     def inputs_fingerprint(self, task: TaskSpec, params: Mapping[str, Any]) -> str:
@@ -415,7 +417,9 @@ def _declared_metrics(task: TaskSpec, result: TaskResult, params: Mapping[str, A
         try:
             metrics[name] = float(raw)
         except (TypeError, ValueError):
-            raise RegistryError(f"Task {task.name!r} returned metric {name!r} = {raw!r}, which is not a number.") from None
+            raise RegistryError(
+                f"Task {task.name!r} returned metric {name!r} = {raw!r}, which is not a number."
+            ) from None
     missing = [m for m in task.metrics if m.name not in metrics]
     if missing:
         metrics.update(task.recompute(result.samples, params) if result.samples else {})

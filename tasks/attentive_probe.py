@@ -23,7 +23,7 @@ TRAINING = ("epochs", "lr", "weight_decay", "batch_size", "label_smoothing", "wa
 def _params() -> dict[str, Any]:
     from dataclasses import asdict
 
-    from coca_bench.probes.attentive import AttentiveProbeConfig
+    from coca_bench.probes.config import AttentiveProbeConfig  # plain data: no torch at registration
 
     defaults = asdict(AttentiveProbeConfig())
     return {"train_split": "train", "eval_split": "val", "token_storage": "fp16", **{k: defaults[k] for k in TRAINING}}
@@ -40,7 +40,8 @@ def imagenet_attentive_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskRe
 
     from coca_bench.data import read_train_eval_splits
     from coca_bench.metrics.classification import classification_sample_records
-    from coca_bench.probes.attentive import AttentiveProbeConfig, train_attentive_probe
+    from coca_bench.probes.attentive import train_attentive_probe
+    from coca_bench.probes.config import AttentiveProbeConfig
 
     train, evaluation = read_train_eval_splits(ctx.dataset_dir, params["train_split"], params["eval_split"], "imagenet")
     train, evaluation = ctx.load(train, evaluated=False), ctx.load(evaluation)
@@ -57,8 +58,10 @@ def imagenet_attentive_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskRe
     return TaskResult(
         samples=classification_sample_records(tokens.ids, logits, labels),
         extra_config={
-            "num_classes": len(train.class_names), "train_size": len(train_tokens.ids),
-            "tokens_per_image": int(tokens.vectors.shape[1]), "final_train_loss": probe.train_loss[-1],
+            "num_classes": len(train.class_names),
+            "train_size": len(train_tokens.ids),
+            "tokens_per_image": int(tokens.vectors.shape[1]),
+            "final_train_loss": probe.train_loss[-1],
             "limit_applies_to": "the evaluated split only",
         },  # fmt: skip
     )

@@ -49,7 +49,11 @@ def image_text_retrieval(ctx: TaskContext, params: dict[str, Any], name: str) ->
     owner = np.array([index for index, _ in captions], dtype=np.int64)
     texts = ctx.features.embed_texts([text for _, text in captions])
     ranks = rank_retrieval(images.vectors, texts, owner, top_k=5)
-    samples = [{"id": image_id, **row} for image_id, row in zip(images.ids, retrieval_sample_records(ranks, owner))]
+    rows = retrieval_sample_records(ranks, owner)
+    samples = [
+        {"id": image_id, "i2t_rank": row["i2t_rank"], "t2i_ranks": row["t2i_ranks"], "top5_texts": row["top_texts"]}
+        for image_id, row in zip(images.ids, rows)
+    ]
     return TaskResult(
         samples=samples,
         extra_config={"num_images": len(images.ids), "num_captions": len(captions)},
@@ -72,10 +76,16 @@ def _register(task: str, dataset: str, name: str, description: str, media: tuple
 
 
 _register(
-    "coco_retrieval", "coco", "coco", "COCO Karpathy 5k test image<->text retrieval: recall@1/5/10, ranks",
+    "coco_retrieval",
+    "coco",
+    "coco",
+    "COCO Karpathy 5k test image<->text retrieval: recall@1/5/10, ranks",
     ("val2014", "images/val2014"),
 )
 _register(
-    "flickr30k_retrieval", "flickr30k", "flickr30k", "Flickr30K Karpathy 1k test image<->text retrieval",
+    "flickr30k_retrieval",
+    "flickr30k",
+    "flickr30k",
+    "Flickr30K Karpathy 1k test image<->text retrieval",
     ("flickr30k-images", "images", "Images"),
 )

@@ -26,7 +26,10 @@ INPUTS = ("{split}", "LOC_synset_mapping.txt")
 def _templates(name: str) -> list[Callable[[str], str]]:
     from open_clip import zero_shot_metadata  # imports torch: never at module level
 
-    sets = {"openai": zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES, "simple": zero_shot_metadata.SIMPLE_IMAGENET_TEMPLATES}
+    sets = {
+        "openai": zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES,
+        "simple": zero_shot_metadata.SIMPLE_IMAGENET_TEMPLATES,
+    }
     if name not in sets:
         raise ValueError(f"Task parameter templates={name!r} is not one of {sorted(sets)}.")
     return list(sets[name])

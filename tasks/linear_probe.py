@@ -53,9 +53,14 @@ def linear_probe(ctx: TaskContext, params: dict[str, Any], layout: str) -> TaskR
     return TaskResult(
         samples=classification_sample_records(images.ids, probe.logits(images.vectors), labels),
         extra_config={
-            "chosen_c": probe.c, "c_grid": list(probe.c_grid), "val_accuracy": list(probe.val_accuracy),
-            "train_size": probe.train_size, "val_size": probe.val_size, "converged": probe.converged,
-            "num_classes": len(train.class_names), "eval_split": evaluation.split,
+            "chosen_c": probe.c,
+            "c_grid": list(probe.c_grid),
+            "val_accuracy": list(probe.val_accuracy),
+            "train_size": probe.train_size,
+            "val_size": probe.val_size,
+            "converged": probe.converged,
+            "num_classes": len(train.class_names),
+            "eval_split": evaluation.split,
             "limit_applies_to": "the evaluated split only",
         },  # fmt: skip
     )

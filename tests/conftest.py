@@ -1,4 +1,5 @@
 """Shared test setup: every test session gets its own cache folder (bundled checkpoints, mini datasets, features)."""
+
 from __future__ import annotations
 
 import os
@@ -33,10 +34,26 @@ def minidata_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 TINY_OPEN_CLIP_CONFIG = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 16, "head_width": 64,
-                   "attentional_pool": True, "attn_pooler_queries": 8, "attn_pooler_heads": 2, "output_tokens": True},
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2, "embed_cls": True,
-                 "output_tokens": True},
+    "vision_cfg": {
+        "image_size": 64,
+        "layers": 2,
+        "width": 128,
+        "patch_size": 16,
+        "head_width": 64,
+        "attentional_pool": True,
+        "attn_pooler_queries": 8,
+        "attn_pooler_heads": 2,
+        "output_tokens": True,
+    },
+    "text_cfg": {
+        "context_length": 32,
+        "vocab_size": 49408,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
+        "embed_cls": True,
+        "output_tokens": True,
+    },
     "multimodal_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
     "custom_text": True,
 }

@@ -1,4 +1,5 @@
 """The benchmark's own arithmetic: interleaving, quiet-round filtering, paired ratios, decode-step bytes."""
+
 from __future__ import annotations
 
 import sys
@@ -73,8 +74,12 @@ def test_decode_step_bytes_counts_decoder_weights_once_and_skips_image_projectio
     model = from_network(CoCa(get_preset("tiny")))
     cfg = model.config.text
     width, mlp = cfg.width, cfg.mlp_dim
-    block = 2 * (2 * width) + (width * 3 * width + 3 * width) + (width * width + width) + (width * mlp + mlp) + (
-        mlp * width + width
+    block = (
+        2 * (2 * width)
+        + (width * 3 * width + 3 * width)
+        + (width * width + width)
+        + (width * mlp + mlp)
+        + (mlp * width + width)
     )
     # a cross block is a block whose fused qkv projection is replaced by a query projection (the key/value
     # projection and its norm run once per caption, on the image tokens)

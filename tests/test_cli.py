@@ -78,7 +78,10 @@ def test_user_errors_are_one_line_on_stderr_with_exit_2(plugin_dir, capsys):
 
     missing_root = plugin_dir / "no_data_here"
     assert main(["--tasks", "custom", "--plugins", str(plugin_dir), "--data-root", str(missing_root)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: --data-root {missing_root} is not a folder; point it at the folder holding the datasets."
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: --data-root {missing_root} is not a folder; point it at the folder holding the datasets."
+    )
 
 
 def test_plugin_task_runs_from_the_cli_and_compare_reports_it(plugin_dir, tmp_path, monkeypatch, capsys):
@@ -86,8 +89,23 @@ def test_plugin_task_runs_from_the_cli_and_compare_reports_it(plugin_dir, tmp_pa
 
     monkeypatch.setattr(runner, "_load_bundled_model", lambda spec, device: identity_only_model(spec))
     out = tmp_path / "out"
-    common = ["--plugins", str(plugin_dir), "--output", str(out), "--data-root", str(tmp_path), "--device", "cpu",
-              "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--num-workers", "0", "--tasks", "custom"]
+    common = [
+        "--plugins",
+        str(plugin_dir),
+        "--output",
+        str(out),
+        "--data-root",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-progress",
+        "--num-workers",
+        "0",
+        "--tasks",
+        "custom",
+    ]
     assert main([*common, "--checkpoint", "a=spec-a", "--checkpoint", "b=spec-b"]) == 0
     printed = capsys.readouterr().out
     assert "my_plugin_task" in printed and "score=0.5000" in printed

@@ -1,4 +1,5 @@
 """Checkpoint comparison: paired bootstrap and stored-run comparisons."""
+
 from __future__ import annotations
 
 import csv
@@ -37,7 +38,9 @@ def plain_mean(samples) -> dict[str, float]:
 def test_identical_runs_have_zero_delta_and_an_interval_containing_zero() -> None:
     rng = random.Random(1)
     samples = hits([rng.randint(0, 1) for _ in range(100)])
-    delta, low, high = paired_bootstrap(samples, [dict(s) for s in samples], mean_metrics=["top1"], n_resamples=N_RESAMPLES)["top1"]
+    delta, low, high = paired_bootstrap(
+        samples, [dict(s) for s in samples], mean_metrics=["top1"], n_resamples=N_RESAMPLES
+    )["top1"]
     assert delta == 0.0
     assert low <= 0.0 <= high
 
@@ -65,7 +68,9 @@ def test_delta_matches_a_hand_computed_case_and_a_single_pair_has_a_point_interv
 
 def test_custom_recompute_scores_mean_per_class_recall_not_the_plain_mean() -> None:
     labels = [0] * 8 + [1] * 2
-    a = [{"id": i, "label": lab, "correct": c} for i, (lab, c) in enumerate(zip(labels, [1, 1, 1, 1, 0, 0, 0, 0, 1, 1]))]
+    a = [
+        {"id": i, "label": lab, "correct": c} for i, (lab, c) in enumerate(zip(labels, [1, 1, 1, 1, 0, 0, 0, 0, 1, 1]))
+    ]
     b = [{"id": i, "label": lab, "correct": c} for i, (lab, c) in enumerate(zip(labels, [1] * 8 + [0, 0]))]
     # a: (4/8 + 2/2) / 2 = 0.75; b: (8/8 + 0/2) / 2 = 0.5 -- while plain accuracy goes 0.6 -> 0.8
     result = paired_bootstrap(a, b, recompute=mean_per_class_recall, n_resamples=N_RESAMPLES)
@@ -94,7 +99,9 @@ def test_pairing_uses_ids_not_file_order_and_ignores_unpaired_records() -> None:
     rng.shuffle(shuffled_b)
     assert paired_bootstrap(shuffled_a, shuffled_b, mean_metrics=["top1"], n_resamples=N_RESAMPLES) == expected
     # pairing by position would mix up samples; reversing one side changes a position-paired delta only
-    flipped = paired_bootstrap(hits([1, 0]), list(reversed(hits([1, 0]))), mean_metrics=["top1"], n_resamples=50)["top1"]
+    flipped = paired_bootstrap(hits([1, 0]), list(reversed(hits([1, 0]))), mean_metrics=["top1"], n_resamples=50)[
+        "top1"
+    ]
     assert flipped == (0.0, 0.0, 0.0)
 
 
@@ -158,8 +165,18 @@ def stored_runs(tmp_path: Path) -> Path:
     store(tmp_path, "ddd_old", zeroshot, hits(base_flags), keep_samples=False)
     store(tmp_path, "eee_other_params", zeroshot, hits(base_flags), params={"size": 150})
     labels = [0] * 8 + [1] * 2
-    store(tmp_path, "aaa_base", BALANCED, [{"id": i, "label": lab, "correct": int(i < 4 or i >= 8)} for i, lab in enumerate(labels)])
-    store(tmp_path, "ccc_better", BALANCED, [{"id": i, "label": lab, "correct": int(i < 8)} for i, lab in enumerate(labels)])
+    store(
+        tmp_path,
+        "aaa_base",
+        BALANCED,
+        [{"id": i, "label": lab, "correct": int(i < 4 or i >= 8)} for i, lab in enumerate(labels)],
+    )
+    store(
+        tmp_path,
+        "ccc_better",
+        BALANCED,
+        [{"id": i, "label": lab, "correct": int(i < 8)} for i, lab in enumerate(labels)],
+    )
     store(tmp_path, "fff_alone", spec("only_one_checkpoint"), hits([1, 0]))
     return tmp_path
 

@@ -1,4 +1,5 @@
 """Media loading: frame sampling, decord/PyAV agreement, and UnreadableMediaError for bad files."""
+
 from __future__ import annotations
 
 import json
@@ -101,7 +102,9 @@ def test_index_past_the_end_is_unreadable(videos: dict[Path, int], backend: str)
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "truncated-data", "empty"])
-def test_corrupt_video_raises_unreadable_media_error(videos: dict[Path, int], tmp_path: Path, backend: str, damage: str) -> None:
+def test_corrupt_video_raises_unreadable_media_error(
+    videos: dict[Path, int], tmp_path: Path, backend: str, damage: str
+) -> None:
     source = next(iter(videos))
     path = tmp_path / "clip.mp4"
     if damage == "garbage":

@@ -1,4 +1,5 @@
 """The mini-dataset generator: determinism, atomic caching, and truth of every label against the pixels."""
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,8 @@ def ground_truth(minidata_root: Path) -> dict:
 def _digests(root: Path) -> dict[str, str]:
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*")) if path.is_file()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -148,7 +150,9 @@ def test_every_image_shows_its_recorded_shapes(minidata_root: Path, ground_truth
 
 
 def test_imagenet_class_names_match_the_dominant_colour(minidata_root: Path) -> None:
-    names = dict(line.split(" ", 1) for line in (minidata_root / "imagenet/LOC_synset_mapping.txt").read_text().splitlines())
+    names = dict(
+        line.split(" ", 1) for line in (minidata_root / "imagenet/LOC_synset_mapping.txt").read_text().splitlines()
+    )
     checked = 0
     for path in sorted((minidata_root / "imagenet/val").glob("*/*.JPEG")):
         pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
@@ -162,7 +166,10 @@ def test_imagenet_class_names_match_the_dominant_colour(minidata_root: Path) -> 
 
 def test_vqa_answers_are_true_of_the_image(minidata_root: Path, ground_truth: dict) -> None:
     root = minidata_root / "vqav2"
-    questions = {q["question_id"]: q for q in json.loads((root / "v2_OpenEnded_mscoco_val2014_questions.json").read_text())["questions"]}
+    questions = {
+        q["question_id"]: q
+        for q in json.loads((root / "v2_OpenEnded_mscoco_val2014_questions.json").read_text())["questions"]
+    }
     annotations = json.loads((root / "v2_mscoco_val2014_annotations.json").read_text())["annotations"]
     seen_types = set()
     for annotation in annotations:
@@ -177,7 +184,10 @@ def test_vqa_answers_are_true_of_the_image(minidata_root: Path, ground_truth: di
         if text == "How many shapes are there?":
             pixels = np.asarray(Image.open(minidata_root / name).convert("RGB"))
             assert int(answer) == _count_blobs(_foreground(pixels, scene["background"])) == len(shapes)
-            assert {a["answer"] for a in annotation["answers"]} <= {answer, ["zero", "one", "two", "three", "four"][int(answer)]}
+            assert {a["answer"] for a in annotation["answers"]} <= {
+                answer,
+                ["zero", "one", "two", "three", "four"][int(answer)],
+            }
         elif match := re.fullmatch(r"How many (\w+) shapes are in the picture\?", text):
             assert int(answer) == sum(s["colour"] == match[1] for s in shapes)
         elif match := re.fullmatch(r"What color is the (\w+)\?", text):
@@ -193,10 +203,14 @@ def test_vqa_answers_are_true_of_the_image(minidata_root: Path, ground_truth: di
     assert seen_types == {"yes/no", "number", "other"}
 
 
-def test_captions_only_name_colours_shapes_and_places_that_are_in_the_image(minidata_root: Path, ground_truth: dict) -> None:
+def test_captions_only_name_colours_shapes_and_places_that_are_in_the_image(
+    minidata_root: Path, ground_truth: dict
+) -> None:
     karpathy = json.loads((minidata_root / "coco/dataset_coco.json").read_text())
     nocaps = json.loads((minidata_root / "nocaps/nocaps_val_4500_captions.json").read_text())
-    captioned = [(f"coco/{im['filepath']}/{im['filename']}", [s["raw"] for s in im["sentences"]]) for im in karpathy["images"]]
+    captioned = [
+        (f"coco/{im['filepath']}/{im['filename']}", [s["raw"] for s in im["sentences"]]) for im in karpathy["images"]
+    ]
     by_id = {im["id"]: im["file_name"] for im in nocaps["images"]}
     for annotation in nocaps["annotations"]:
         captioned.append((f"nocaps/validation/{by_id[annotation['image_id']]}", [annotation["caption"]]))
@@ -222,9 +236,12 @@ def test_videos_move_as_their_labels_say(minidata_root: Path, ground_truth: dict
         (y0, x0), (y1, x1) = (np.argwhere(mask).mean(axis=0) / mask.shape[0] for mask in masks)
         area0, area1 = (mask.sum() for mask in masks)
         expected = {
-            "moving left": x1 < x0 - 0.3, "moving right": x1 > x0 + 0.3,
-            "moving up": y1 < y0 - 0.3, "moving down": y1 > y0 + 0.3,
-            "growing": area1 > 4 * area0, "shrinking": area0 > 4 * area1,
+            "moving left": x1 < x0 - 0.3,
+            "moving right": x1 > x0 + 0.3,
+            "moving up": y1 < y0 - 0.3,
+            "moving down": y1 > y0 + 0.3,
+            "growing": area1 > 4 * area0,
+            "shrinking": area0 > 4 * area1,
         }
         assert expected[row["label"]], (name, (x0, y0, area0), (x1, y1, area1))
         first_colour = _nearest_colour(first[masks[0]].mean(axis=0))

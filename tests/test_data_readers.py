@@ -1,4 +1,5 @@
 """Readers of the official dataset formats: records from the mini data, and clear errors on bad input."""
+
 from __future__ import annotations
 
 import json
@@ -182,7 +183,8 @@ def test_coco_caption_annotations_match_the_karpathy_captions(minidata_root: Pat
 
 def test_coco_caption_for_an_unknown_image_is_a_format_error(minidata_root: Path, tmp_path: Path) -> None:
     target = _copy_json(
-        minidata_root / "coco" / "annotations" / "captions_val2014.json", tmp_path / "captions.json",
+        minidata_root / "coco" / "annotations" / "captions_val2014.json",
+        tmp_path / "captions.json",
         lambda p: p["annotations"][4].__setitem__("image_id", -1),
     )
     with pytest.raises(AnnotationFormatError) as excinfo:
@@ -197,7 +199,8 @@ def test_nocaps_domains_and_captions(minidata_root: Path, tmp_path: Path) -> Non
     assert all(len(item.captions) == 7 and item.path.is_file() for item in records)
 
     target = _copy_json(
-        minidata_root / "nocaps" / "nocaps_val_4500_captions.json", tmp_path / "nocaps_val_4500_captions.json",
+        minidata_root / "nocaps" / "nocaps_val_4500_captions.json",
+        tmp_path / "nocaps_val_4500_captions.json",
         lambda p: p["images"][2].__setitem__("domain", "elsewhere"),
     )
     with pytest.raises(AnnotationFormatError) as excinfo:
@@ -224,7 +227,8 @@ def test_vqa_questions_join_their_answers(minidata_root: Path) -> None:
 def test_vqa_test_split_has_no_answers_and_uses_test2015_images(minidata_root: Path, tmp_path: Path) -> None:
     _copy_json(
         minidata_root / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json",
-        tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json", lambda p: None,
+        tmp_path / "v2_OpenEnded_mscoco_test-dev2015_questions.json",
+        lambda p: None,
     )
     records = read_vqa(tmp_path, split="test-dev2015")
     assert not records.has_answers and len(records) == 48
@@ -235,7 +239,8 @@ def test_vqa_test_split_has_no_answers_and_uses_test2015_images(minidata_root: P
     with pytest.raises(DatasetNotFoundError, match="v2_mscoco_val2014_annotations.json"):
         _copy_json(
             minidata_root / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json",
-            tmp_path / "v2_OpenEnded_mscoco_val2014_questions.json", lambda p: None,
+            tmp_path / "v2_OpenEnded_mscoco_val2014_questions.json",
+            lambda p: None,
         )
         read_vqa(tmp_path, split="val2014")
 
@@ -243,7 +248,8 @@ def test_vqa_test_split_has_no_answers_and_uses_test2015_images(minidata_root: P
 def test_malformed_vqa_annotations_name_file_and_key(minidata_root: Path, tmp_path: Path) -> None:
     shutil.copy(minidata_root / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json", tmp_path)
     target = _copy_json(
-        minidata_root / "vqav2" / "v2_mscoco_val2014_annotations.json", tmp_path / "v2_mscoco_val2014_annotations.json",
+        minidata_root / "vqav2" / "v2_mscoco_val2014_annotations.json",
+        tmp_path / "v2_mscoco_val2014_annotations.json",
         lambda p: p["annotations"][5].pop("answers"),
     )
     with pytest.raises(AnnotationFormatError) as excinfo:

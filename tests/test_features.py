@@ -32,7 +32,9 @@ def _tokenize(texts: list[str]) -> torch.Tensor:
 class FakeModel:
     """The model-handle API the feature extractor relies on, deterministic, counting encoded items."""
 
-    def __init__(self, fingerprint: str = "model-a", preprocess_fingerprint: str = "pre-a", fail_after_images: int | None = None):
+    def __init__(
+        self, fingerprint: str = "model-a", preprocess_fingerprint: str = "pre-a", fail_after_images: int | None = None
+    ):
         self.name = "fake"
         self.spec = "fake"
         self.weights_sha256 = "0" * 64

@@ -98,7 +98,9 @@ def test_metrics_from_samples_match_the_direct_computation():
     preds = LOGITS.argmax(axis=1)
     samples = [
         {"id": str(i), "label": int(y), "pred": int(p), "acc1": int(h1), "acc5": int(h5)}
-        for i, (y, p, h1, h5) in enumerate(zip(LABELS, preds, topk_hits(LOGITS, LABELS, 1), topk_hits(LOGITS, LABELS, 5)))
+        for i, (y, p, h1, h5) in enumerate(
+            zip(LABELS, preds, topk_hits(LOGITS, LABELS, 1), topk_hits(LOGITS, LABELS, 5))
+        )
     ]
     recomputed = classification_metrics_from_samples(samples)
     direct = topk_accuracy(LOGITS, LABELS)

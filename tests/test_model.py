@@ -1,4 +1,5 @@
 """The CoCa model on tiny presets: decoding strategies, cache equivalence, input validation, checkpoints, losses."""
+
 from __future__ import annotations
 
 import json
@@ -91,8 +92,9 @@ def test_max_new_tokens_beyond_the_context_raises(tiny, pixels, strategy, option
         with pytest.raises(ValueError, match=message):
             tiny.generate(pixels, strategy, max_new_tokens=too_many, use_cache=use_cache, **options)
     # end-of-text masked until the last position: every row runs to the limit
-    out = tiny.generate(pixels[:1], strategy, max_new_tokens=limit, min_new_tokens=limit - 1, use_cache=use_cache,
-                        **options)
+    out = tiny.generate(
+        pixels[:1], strategy, max_new_tokens=limit, min_new_tokens=limit - 1, use_cache=use_cache, **options
+    )
     assert out.shape[1] == context
     assert torch.isfinite(tiny.caption_loss(pixels[:1], out))
 
@@ -133,7 +135,7 @@ def test_every_row_has_one_end_token_then_padding(pixels):
                         early.append(False)
                         continue
                     end = row.index(EOS)
-                    assert row.count(EOS) == 1 and all(t == 0 for t in row[end + 1:]), (strategy, max_new, row)
+                    assert row.count(EOS) == 1 and all(t == 0 for t in row[end + 1 :]), (strategy, max_new, row)
                     early.append(end < max_new)
                 mixed += any(early) and not all(early)
         with torch.no_grad():

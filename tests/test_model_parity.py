@@ -1,6 +1,7 @@
 """Parity with open_clip 3.3.0 on coca_ViT-B-32 with seeded random weights (``coca_bench.model.parity``: open_clip
 leaves its vocabulary head uninitialised, so it is set explicitly and every weight is perturbed; a degenerate head
 would make any generation comparison trivially pass)."""
+
 from __future__ import annotations
 
 import pytest

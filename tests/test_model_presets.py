@@ -1,4 +1,5 @@
 """Preset shapes: the paper presets against Table 1, the multimodal layer layouts, and how the layout is stored."""
+
 from __future__ import annotations
 
 import dataclasses

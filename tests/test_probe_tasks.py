@@ -27,8 +27,12 @@ def test_linear_probe_beats_chance_and_limit_never_shrinks_training(tmp_path, mi
 
 
 def test_linear_probe_is_deterministic_and_few_shot_is_seeded(tmp_path, minidata_root):
-    first, first_samples = run_task(tmp_path / "a", "imagenet_linear_probe", minidata_root, params=["shots=3", "val_fraction=0.34"])
-    again, again_samples = run_task(tmp_path / "b", "imagenet_linear_probe", minidata_root, params=["shots=3", "val_fraction=0.34"])
+    first, first_samples = run_task(
+        tmp_path / "a", "imagenet_linear_probe", minidata_root, params=["shots=3", "val_fraction=0.34"]
+    )
+    again, again_samples = run_task(
+        tmp_path / "b", "imagenet_linear_probe", minidata_root, params=["shots=3", "val_fraction=0.34"]
+    )
     assert first_samples == again_samples and first["metrics"] == again["metrics"]
     assert first["config"]["extra"]["train_size"] + first["config"]["extra"]["val_size"] == 24  # 3 per class
 

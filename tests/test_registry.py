@@ -92,13 +92,18 @@ def _installed_distribution(site, package, entry_value, module_source):
 
 
 def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch):
-    _installed_distribution(tmp_path, "acme_coca_tasks", "acme_coca_tasks", """
+    _installed_distribution(
+        tmp_path,
+        "acme_coca_tasks",
+        "acme_coca_tasks",
+        """
         from coca_bench.registry import register_task
 
         @register_task("acme_task", groups=("acme",), dataset="d", metrics=["m"])
         def run(ctx, params):
             '''From an installed package.'''
-        """)
+        """,
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     tasks = load_plugins([], entry_points=True)
     assert "acme_task" in tasks and tasks["acme_task"].groups == ("acme",)
@@ -117,7 +122,9 @@ def test_metric_declarations_are_checked_at_registration():
     with pytest.raises(RegistryError, match="aggregation='median'"):
         MetricSpec("x", aggregation="median")
     with pytest.raises(RegistryError, match=r"\['cider'\] with aggregation='task' but no aggregate="):
-        register_task("t", groups=("g",), dataset="d", metrics=[MetricSpec("cider", aggregation="task")])(lambda c, p: 0)
+        register_task("t", groups=("g",), dataset="d", metrics=[MetricSpec("cider", aggregation="task")])(
+            lambda c, p: 0
+        )
 
 
 def test_aggregate_metrics_takes_means_from_fields_and_the_rest_from_the_aggregate():

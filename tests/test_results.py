@@ -224,13 +224,19 @@ def test_find_reusable_matches_key_and_requires_complete_samples(tmp_path: Path)
 def test_claim_checkpoint_dir_refuses_another_checkpoints_folder(tmp_path: Path) -> None:
     claim_checkpoint_dir = ResultStore(tmp_path).claim
     folder = claim_checkpoint_dir(CKPT)
-    assert json.loads((folder / "checkpoint.json").read_text()) == {"name": "base", "spec": CKPT.spec, "sha256": CKPT.sha256}
+    assert json.loads((folder / "checkpoint.json").read_text()) == {
+        "name": "base",
+        "spec": CKPT.spec,
+        "sha256": CKPT.sha256,
+    }
     assert claim_checkpoint_dir(CKPT) == folder  # the same checkpoint may come back
     impostor = CheckpointInfo(name="base", spec="other.pt", sha256="c" * 64)
     with pytest.raises(ValueError, match="another checkpoint.*--checkpoint NAME=SPEC"):
         claim_checkpoint_dir(impostor)
     with pytest.raises(ValueError, match="another checkpoint"):
-        ResultStore(tmp_path).write(impostor, {"checkpoint": impostor.as_dict(), "num_samples": 0, "task": {"name": "t"}}, [])
+        ResultStore(tmp_path).write(
+            impostor, {"checkpoint": impostor.as_dict(), "num_samples": 0, "task": {"name": "t"}}, []
+        )
     with pytest.raises(ValueError, match="cannot name a results folder"):
         claim_checkpoint_dir(CheckpointInfo(name="../escape", spec="x", sha256="d" * 64))
 
@@ -242,7 +248,10 @@ def test_collect_records_reads_task_files_only_and_warns_on_corrupt_ones(tmp_pat
     (tmp_path / "tuned" / "broken.json").write_text("{not json")
     with pytest.warns(UserWarning, match="broken.json"):
         records = ResultStore(tmp_path).records()
-    assert [(r["checkpoint"]["name"], r["task"]["name"]) for r in records] == [("base", "toy_zeroshot"), ("tuned", "toy_zeroshot")]
+    assert [(r["checkpoint"]["name"], r["task"]["name"]) for r in records] == [
+        ("base", "toy_zeroshot"),
+        ("tuned", "toy_zeroshot"),
+    ]
 
 
 # --------------------------------------------------------------------------- summaries
@@ -254,7 +263,9 @@ def _write_two_tasks(output: Path) -> None:
     store(output, CKPT, zeroshot, {"top1": 0.5, "mean_per_class_recall": 0.25, "top5": math.nan}, toy_samples())
     store(output, CKPT, retrieval, {"image_r1": 0.125, "median_rank": 3.0}, toy_samples())
     limited = {"settings": RunSettings(device="cpu", limit=2).as_dict(), "wall_time_s": 1.0}
-    store(output, OTHER, zeroshot, {"top1": 0.75, "mean_per_class_recall": 0.5, "top5": 1.0}, toy_samples(), run=limited)
+    store(
+        output, OTHER, zeroshot, {"top1": 0.75, "mean_per_class_recall": 0.5, "top5": 1.0}, toy_samples(), run=limited
+    )
 
 
 def test_summary_columns_follow_task_names_then_declared_metric_order(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """The imagenet_zeroshot plugin on a hand-made ImageNet folder, with a model whose answers are known."""
+
 import contextlib
 import math
 import re

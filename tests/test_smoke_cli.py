@@ -1,4 +1,5 @@
 """End to end, as a user runs it: the README's main command on the bundled default, the README's plugin, compare."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "run_suite.py"), *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run_suite.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"run_suite.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -5,6 +5,7 @@
 - the whole task against open_clip's own pipeline (``build_zero_shot_classifier`` + ``encode_image``) on the same
   weights and images.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,15 @@ def test_imagenet_zeroshot_task_matches_open_clip_pipeline(tiny_open_clip, minid
     reference, weights = tiny_open_clip
     out = tmp_path / "results"
     settings = RunSettings(num_workers=0, device="cpu", progress=False, cache_dir=tmp_path / "features")
-    run_suite(RunConfig(tasks="imagenet_zeroshot", checkpoints=[f"ref=open_clip:coca_tiny_test:{weights}"],
-                        data_root=minidata_root, output=out, settings=settings))
+    run_suite(
+        RunConfig(
+            tasks="imagenet_zeroshot",
+            checkpoints=[f"ref=open_clip:coca_tiny_test:{weights}"],
+            data_root=minidata_root,
+            output=out,
+            settings=settings,
+        )
+    )
     samples = {s["id"]: s for s in map(json.loads, (out / "ref" / "imagenet_zeroshot.samples.jsonl").open())}
     record = json.loads((out / "ref" / "imagenet_zeroshot.json").read_text())
 
@@ -70,8 +78,11 @@ def test_imagenet_zeroshot_task_matches_open_clip_pipeline(tiny_open_clip, minid
     classes = list(records.present_labels)
     with torch.no_grad():
         weights_ref = build_zero_shot_classifier(
-            reference, open_clip.get_tokenizer("coca_tiny_test"), [records.class_names[c] for c in classes],
-            OPENAI_IMAGENET_TEMPLATES, num_classes_per_batch=4,
+            reference,
+            open_clip.get_tokenizer("coca_tiny_test"),
+            [records.class_names[c] for c in classes],
+            OPENAI_IMAGENET_TEMPLATES,
+            num_classes_per_batch=4,
         )
         preprocess = build_preprocess(PreprocessConfig(image_size=64))
         pixels = torch.stack([preprocess(load_image(s.path)) for s in records.items])

@@ -33,7 +33,9 @@ def ci_excludes_zero(low: float, high: float) -> bool:
 
 def _id_key(sample: Mapping[str, Any], side: str) -> str:
     if "id" not in sample:
-        raise ValueError(f"A per-sample record of {side} has no 'id' field, so it cannot be paired: {dict(sample)!r:.200}.")
+        raise ValueError(
+            f"A per-sample record of {side} has no 'id' field, so it cannot be paired: {dict(sample)!r:.200}."
+        )
     return canonical_json(sample["id"])  # ids may be ints, strings or lists; 1 and "1" stay distinct
 
 
@@ -119,7 +121,9 @@ def _bootstrap_means(
         rows = indices.shape[0]
         offsets = (np.arange(rows) * n)[:, None]
         counts = np.bincount((indices + offsets).ravel(), minlength=rows * n).reshape(rows, n).astype(float)
-        stats.append(_nan_mean(counts @ filled_b, counts @ present_b) - _nan_mean(counts @ filled_a, counts @ present_a))
+        stats.append(
+            _nan_mean(counts @ filled_b, counts @ present_b) - _nan_mean(counts @ filled_a, counts @ present_a)
+        )
     stacked = np.concatenate(stats, axis=0)
     return {name: _percentile_interval(full[j], stacked[:, j], confidence) for j, name in enumerate(names)}
 

@@ -183,7 +183,14 @@ def compare_runs(
         base_samples = store.samples(baseline, task)
         outcomes = {
             other: _compare_pair(
-                base, base_samples, runs[other], store.samples(other, task), metrics, spec, n_resamples, seed,
+                base,
+                base_samples,
+                runs[other],
+                store.samples(other, task),
+                metrics,
+                spec,
+                n_resamples,
+                seed,
                 confidence,
             )  # fmt: skip
             for other in sorted(runs)
@@ -201,7 +208,9 @@ def compare_runs(
                     continue
                 value, base_value = outcome.values_b[metric.name], outcome.values_a[metric.name]
                 delta, low, high = outcome.intervals.get(metric.name, (value - base_value, math.nan, math.nan))
-                notes = outcome.notes + ([outcome.metric_notes[metric.name]] if metric.name in outcome.metric_notes else [])
+                notes = outcome.notes + (
+                    [outcome.metric_notes[metric.name]] if metric.name in outcome.metric_notes else []
+                )
                 row.cells[other] = ComparisonCell(
                     value, base_value, delta, low, high, outcome.n_paired, outcome.n_total, "; ".join(notes)
                 )

@@ -101,9 +101,20 @@ def _comparison_csv(rows: Sequence[MetricComparison]) -> str:
 
     lines = [
         [
-            row.task, row.metric, row.higher_is_better, row.baseline, checkpoint, number(cell.baseline_value),
-            number(cell.value), number(cell.delta), number(cell.ci_low), number(cell.ci_high), cell.significant,
-            "" if cell.n_paired is None else cell.n_paired, "" if cell.n_total is None else cell.n_total, cell.note,
+            row.task,
+            row.metric,
+            row.higher_is_better,
+            row.baseline,
+            checkpoint,
+            number(cell.baseline_value),
+            number(cell.value),
+            number(cell.delta),
+            number(cell.ci_low),
+            number(cell.ci_high),
+            cell.significant,
+            "" if cell.n_paired is None else cell.n_paired,
+            "" if cell.n_total is None else cell.n_total,
+            cell.note,
         ]  # fmt: skip
         for row in rows
         for checkpoint, cell in row.cells.items()
@@ -138,17 +149,16 @@ def _comparison_png(rows: Sequence[MetricComparison]) -> bytes:
             low, high, delta = cell.ci_low, cell.ci_high, cell.delta
             error = None if math.isnan(low) else [[max(0.0, delta - low)], [max(0.0, high - delta)]]
             unlike = "not like for like" in cell.note
-            axes.barh(y, delta, xerr=error, color=colours[verdict], capsize=3, height=0.6, hatch="//" if unlike else None)
+            axes.barh(
+                y, delta, xerr=error, color=colours[verdict], capsize=3, height=0.6, hatch="//" if unlike else None
+            )
             axes.plot([delta], [y], marker="o", color="black", markersize=3)  # visible even when delta is 0
             extent = max([extent, *(abs(v) for v in (delta, low, high) if math.isfinite(v))])
         extent = 1.1 * extent or 1.0
         axes.set_xlim(-extent, extent)  # symmetric, so the zero line sits in the middle
         axes.set_yticks(positions)
         axes.set_yticklabels(
-            [
-                f"{row.task}/{row.metric} ({c}){' no CI' if math.isnan(row.cells[c].ci_low) else ''}"
-                for row, c in bars
-            ],
+            [f"{row.task}/{row.metric} ({c}){' no CI' if math.isnan(row.cells[c].ci_low) else ''}" for row, c in bars],
             fontsize=8,
         )
         axes.axvline(0.0, color="black", linewidth=0.8)

@@ -4,6 +4,7 @@ Nothing here imports torch or the model (``--tasks list`` must stay fast); av, d
 and open_clip are imported lazily inside the functions that need them. Readers
 return frozen record sets (:mod:`coca_bench.data.records`) holding paths, not pixels.
 """
+
 from coca_bench.data.annotations import (
     AnnotationFormatError,
     DatasetLayoutError,

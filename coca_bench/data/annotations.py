@@ -5,6 +5,7 @@ Readers validate official annotation files eagerly: a malformed file is fatal
 silently produce a wrong number. A missing dataset folder or annotation file is a
 :class:`DatasetNotFoundError` that says which layout is expected where.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,7 +39,14 @@ def require_dataset_dir(root: Path, layout: str) -> Path:
     return root
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "an object", bool: "a boolean"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    list: "a list",
+    dict: "an object",
+    bool: "a boolean",
+}
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:
@@ -147,4 +155,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-__all__ = ["AnnotationFile", "AnnotationFormatError", "DatasetLayoutError", "DatasetNotFoundError", "require_dataset_dir"]
+__all__ = [
+    "AnnotationFile",
+    "AnnotationFormatError",
+    "DatasetLayoutError",
+    "DatasetNotFoundError",
+    "require_dataset_dir",
+]

@@ -5,6 +5,7 @@ The file's ``images`` define the records (``id``, ``file_name``; NoCaps adds
 ``annotations`` (NoCaps test image info) yields records with no captions: they can
 be captioned for a server submission but not scored locally.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -67,9 +68,14 @@ def read_coco_captions(
         domain = source.optional_field(image, "domain", where, str)
         if has_annotations and image_id not in captions:
             raise source.error(f"{where} (id {image_id}) has no caption in 'annotations'")
-        items.append(ImageCaptions(
-            id=str(image_id), path=Path(image_dir) / file_name, captions=tuple(captions.get(image_id, ())), domain=domain,
-        ))
+        items.append(
+            ImageCaptions(
+                id=str(image_id),
+                path=Path(image_dir) / file_name,
+                captions=tuple(captions.get(image_id, ())),
+                domain=domain,
+            )
+        )
     return CaptionSet(items=tuple(items), split=split, annotation_files=(source.path,))
 
 

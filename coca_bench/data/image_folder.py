@@ -45,7 +45,9 @@ def read_image_folder(root: Path, split: str, classes: Sequence[str] | None = No
     for name in present:
         with os.scandir(split_dir / name) as entries:
             files = sorted(e.path for e in entries if Path(e.path).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
-        samples += [ClassificationSample(id=f"{name}/{Path(f).stem}", path=Path(f), label=label_of[name]) for f in files]
+        samples += [
+            ClassificationSample(id=f"{name}/{Path(f).stem}", path=Path(f), label=label_of[name]) for f in files
+        ]
     return ClassificationSet(
         items=tuple(samples),
         split=split,
@@ -54,8 +56,6 @@ def read_image_folder(root: Path, split: str, classes: Sequence[str] | None = No
         class_names=classes,
         present_labels=tuple(sorted({s.label for s in samples})),
     )
-
-
 
 
 def read_train_eval_splits(

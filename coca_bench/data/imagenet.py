@@ -11,6 +11,7 @@ Subset datasets (ImageNet-A, ImageNet-R: 200 wnid folders) keep labels in the fu
 label space; ``present_labels`` names the classes the split covers, so the task can
 restrict its logits to them as CLIP_benchmark does.
 """
+
 from __future__ import annotations
 
 import os

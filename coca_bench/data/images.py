@@ -1,4 +1,5 @@
 """Image loading with a single, recordable failure mode."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ so captions can be matched with COCO-format annotations. Flickr files have neith
 their images live in one folder (``flickr30k-images/`` by default) and the record id
 is the file name stem.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,9 +27,7 @@ def read_karpathy(
     Image paths are resolved against ``root``: ``image_dir`` overrides the folder; by default it is each image's
     ``filepath`` when present, else :data:`DEFAULT_IMAGE_DIRS` [name].
     """
-    root = require_dataset_dir(
-        Path(root), f"the Karpathy split file dataset_{name}.json and the images it names"
-    )
+    root = require_dataset_dir(Path(root), f"the Karpathy split file dataset_{name}.json and the images it names")
     source = AnnotationFile(Path(annotation_file or root / f"dataset_{name}.json"), "the Karpathy split format")
     source.require_exists(f"Karpathy's dataset_{name}.json in {root}")
     payload = source.load_json()
@@ -43,7 +42,8 @@ def read_karpathy(
         if image_split != split:
             continue
         captions = tuple(
-            source.field(sentence, "raw", f"{where}.sentences[{k}]", str).strip() for k, sentence in enumerate(sentences)
+            source.field(sentence, "raw", f"{where}.sentences[{k}]", str).strip()
+            for k, sentence in enumerate(sentences)
         )
         if not captions:
             raise source.error(f"{where} ({filename}) has no sentences")

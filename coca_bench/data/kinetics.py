@@ -7,6 +7,7 @@ underscores) or directly in ``<split>/``. Class indices are the sorted label nam
 the Kinetics convention; pass the training set's ``class_ids`` when reading the
 evaluation split so both share one label space.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,7 +28,9 @@ def read_kinetics(
 ) -> ClassificationSet[VideoClip]:
     """Clips of ``split`` in csv order, labelled by index into ``classes`` (default: the csv's sorted labels)."""
     root = require_dataset_dir(Path(root), f"Kinetics annotations/{split}.csv and {split}/<label>/<clip>.mp4")
-    source = AnnotationFile(root / "annotations" / f"{split}.csv", "the Kinetics csv with columns " + ",".join(_COLUMNS) + ",split")
+    source = AnnotationFile(
+        root / "annotations" / f"{split}.csv", "the Kinetics csv with columns " + ",".join(_COLUMNS) + ",split"
+    )
     source.require_exists(f"the Kinetics annotation csv for split {split!r}")
     rows = source.read_csv(_COLUMNS)
     if not rows:
@@ -44,10 +47,16 @@ def read_kinetics(
         start = source.parse_int(row["time_start"].strip(), f"line {line_number} time_start")
         end = source.parse_int(row["time_end"].strip(), f"line {line_number} time_end")
         name = kinetics_clip_name(youtube_id, start, end, video_suffix)
-        clips.append(VideoClip(
-            id=Path(name).stem, path=_clip_path(split_dir, label, name), label=index_of[label],
-            youtube_id=youtube_id, time_start=start, time_end=end,
-        ))
+        clips.append(
+            VideoClip(
+                id=Path(name).stem,
+                path=_clip_path(split_dir, label, name),
+                label=index_of[label],
+                youtube_id=youtube_id,
+                time_start=start,
+                time_end=end,
+            )
+        )
     return ClassificationSet(
         items=tuple(clips),
         split=split,

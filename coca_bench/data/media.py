@@ -4,6 +4,7 @@ Readers never open media; the task opens each file while encoding and turns an
 :class:`UnreadableMediaError` into a recorded skip (``registry.Skip``), so one bad
 file costs one sample instead of the whole run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -12,6 +12,7 @@ reproducible and cacheable. Generation writes into a temporary sibling folder an
 renames it into place, so a crash never leaves half a dataset and two racing
 processes both end up with one complete copy.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,12 +46,25 @@ JPEG_QUALITY = 92
 COMMON_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow")
 EXTRA_COLOURS: tuple[str, ...] = tuple(c for c in COLOURS if c not in COMMON_COLOURS)
 IMAGENET_CLASSES: tuple[tuple[str, str], ...] = (
-    ("red", "circle"), ("green", "square"), ("blue", "triangle"), ("yellow", "star"),
-    ("blue", "circle"), ("red", "square"), ("green", "triangle"), ("purple", "star"),
+    ("red", "circle"),
+    ("green", "square"),
+    ("blue", "triangle"),
+    ("yellow", "star"),
+    ("blue", "circle"),
+    ("red", "square"),
+    ("green", "triangle"),
+    ("purple", "star"),
 )
 IMAGENET_SUBSET_CLASSES: tuple[int, ...] = (1, 4, 6)  # an ImageNet-A/-R style val folder with 3 of the 8 classes
 MINI_DATASETS: tuple[str, ...] = (
-    "imagenet", "imagenet_subset", "coco", "flickr30k", "nocaps", "vqav2", "msrvtt", "kinetics",
+    "imagenet",
+    "imagenet_subset",
+    "coco",
+    "flickr30k",
+    "nocaps",
+    "vqav2",
+    "msrvtt",
+    "kinetics",
 )
 
 
@@ -115,7 +129,10 @@ class _MiniDataWriter:
         scenes.render_scene(scene, IMAGE_SIZE).save(
             self._path(relative), format="JPEG", quality=JPEG_QUALITY, subsampling=0
         )
-        self.ground_truth[relative] = {"background": list(scene.background), "shapes": [asdict(s) for s in scene.shapes]}
+        self.ground_truth[relative] = {
+            "background": list(scene.background),
+            "shapes": [asdict(s) for s in scene.shapes],
+        }
 
     def write_clip(self, relative: str, clip: scenes.MovingShape, num_frames: int) -> None:
         _write_mp4(self._path(relative), scenes.render_clip(clip, num_frames, VIDEO_SIZE), VIDEO_FPS)
@@ -159,16 +176,22 @@ class _MiniDataWriter:
         for label, (colour, kind) in enumerate(IMAGENET_CLASSES):
             for j in range(per_class_val):
                 number = int(numbers[label * per_class_val + j])
-                self.write_image(f"imagenet/val/{_wnid(label)}/ILSVRC2012_val_{number:08d}.JPEG", _single(rng, colour, kind))
+                self.write_image(
+                    f"imagenet/val/{_wnid(label)}/ILSVRC2012_val_{number:08d}.JPEG", _single(rng, colour, kind)
+                )
             for j in range(per_class_train):
-                self.write_image(f"imagenet/train/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind))
+                self.write_image(
+                    f"imagenet/train/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind)
+                )
 
     def imagenet_subset(self, rng: np.random.Generator, per_class: int = 3) -> None:
         self.write_text("imagenet_subset/LOC_synset_mapping.txt", _synset_mapping())
         for label in IMAGENET_SUBSET_CLASSES:
             colour, kind = IMAGENET_CLASSES[label]
             for j in range(per_class):
-                self.write_image(f"imagenet_subset/val/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind))
+                self.write_image(
+                    f"imagenet_subset/val/{_wnid(label)}/{_wnid(label)}_{j + 1}.JPEG", _single(rng, colour, kind)
+                )
 
     def coco(self, rng: np.random.Generator) -> None:
         splits = ["test"] * 25 + ["val"] * 5 + ["train"] * 5
@@ -180,26 +203,46 @@ class _MiniDataWriter:
             filename = f"COCO_{folder}_{cocoid:012d}.jpg"
             self.write_image(f"coco/{folder}/{filename}", scene)
             captions = scenes.describe_scene(scene, rng, 5)
-            images.append({
-                "filepath": folder, "sentids": [], "filename": filename, "imgid": imgid, "split": split,
-                "sentences": [], "cocoid": cocoid, "_captions": captions,
-            })
+            images.append(
+                {
+                    "filepath": folder,
+                    "sentids": [],
+                    "filename": filename,
+                    "imgid": imgid,
+                    "split": split,
+                    "sentences": [],
+                    "cocoid": cocoid,
+                    "_captions": captions,
+                }
+            )
             if folder == "val2014":
-                coco_images.append({
-                    "license": 1, "file_name": filename, "coco_url": f"http://images.cocodataset.org/val2014/{filename}",
-                    "height": IMAGE_SIZE, "width": IMAGE_SIZE, "date_captured": "2013-11-14 16:28:13", "id": cocoid,
-                })
+                coco_images.append(
+                    {
+                        "license": 1,
+                        "file_name": filename,
+                        "coco_url": f"http://images.cocodataset.org/val2014/{filename}",
+                        "height": IMAGE_SIZE,
+                        "width": IMAGE_SIZE,
+                        "date_captured": "2013-11-14 16:28:13",
+                        "id": cocoid,
+                    }
+                )
                 coco_annotations.extend({"image_id": cocoid, "caption": c} for c in captions)
         self.write_json("coco/dataset_coco.json", {"images": _karpathy_sentences(images), "dataset": "coco"})
         for index, annotation in enumerate(coco_annotations):
             annotation["id"] = 100_000 + 7 * index
-        self.write_json("coco/annotations/captions_val2014.json", {
-            "info": _info("COCO 2014 captions, val (coca-bench mini)"),
-            "images": coco_images,
-            "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 1, "name": "Attribution License"}],
-            "type": "captions",
-            "annotations": coco_annotations,
-        })
+        self.write_json(
+            "coco/annotations/captions_val2014.json",
+            {
+                "info": _info("COCO 2014 captions, val (coca-bench mini)"),
+                "images": coco_images,
+                "licenses": [
+                    {"url": "http://creativecommons.org/licenses/by/2.0/", "id": 1, "name": "Attribution License"}
+                ],
+                "type": "captions",
+                "annotations": coco_annotations,
+            },
+        )
 
     def flickr30k(self, rng: np.random.Generator) -> None:
         splits = ["test"] * 20 + ["val"] * 4 + ["train"] * 4
@@ -208,11 +251,19 @@ class _MiniDataWriter:
         for imgid, (split, scene) in enumerate(zip(splits, _caption_scenes(rng, len(splits)))):
             filename = f"{names[imgid]}.jpg"
             self.write_image(f"flickr30k/flickr30k-images/{filename}", scene)
-            images.append({
-                "sentids": [], "imgid": imgid, "sentences": [], "split": split, "filename": filename,
-                "_captions": scenes.describe_scene(scene, rng, 5),
-            })
-        self.write_json("flickr30k/dataset_flickr30k.json", {"images": _karpathy_sentences(images), "dataset": "flickr30k"})
+            images.append(
+                {
+                    "sentids": [],
+                    "imgid": imgid,
+                    "sentences": [],
+                    "split": split,
+                    "filename": filename,
+                    "_captions": scenes.describe_scene(scene, rng, 5),
+                }
+            )
+        self.write_json(
+            "flickr30k/dataset_flickr30k.json", {"images": _karpathy_sentences(images), "dataset": "flickr30k"}
+        )
 
     def nocaps(self, rng: np.random.Generator, per_domain: int = 6) -> None:
         # in-domain: COCO's shapes and colours; near-domain: COCO shapes in new colours; out-domain: new shapes.
@@ -227,23 +278,39 @@ class _MiniDataWriter:
             combos = [(c, k, p) for k in kinds for c in colours for p in POSITIONS]
             for pick in rng.choice(len(combos), size=per_domain, replace=False):
                 colour, kind, position = combos[int(pick)]
-                scene = Scene((scenes.place_shape(rng, kind, colour, position, str(rng.choice(["small", "large"]))),),
-                              scenes.random_background(rng))
+                scene = Scene(
+                    (scenes.place_shape(rng, kind, colour, position, str(rng.choice(["small", "large"]))),),
+                    scenes.random_background(rng),
+                )
                 open_images_id = "".join(rng.choice(list("0123456789abcdef"), size=16))
                 file_name = f"{open_images_id}.jpg"
                 self.write_image(f"nocaps/validation/{file_name}", scene)
-                images.append({
-                    "id": image_id, "file_name": file_name, "height": IMAGE_SIZE, "width": IMAGE_SIZE,
-                    "domain": domain, "open_images_id": open_images_id,
-                    "coco_url": f"https://s3.amazonaws.com/nocaps/val/{file_name}", "license": 0, "date_captured": "",
-                })
+                images.append(
+                    {
+                        "id": image_id,
+                        "file_name": file_name,
+                        "height": IMAGE_SIZE,
+                        "width": IMAGE_SIZE,
+                        "domain": domain,
+                        "open_images_id": open_images_id,
+                        "coco_url": f"https://s3.amazonaws.com/nocaps/val/{file_name}",
+                        "license": 0,
+                        "date_captured": "",
+                    }
+                )
                 annotations.extend({"image_id": image_id, "caption": c} for c in scenes.describe_scene(scene, rng, 7))
                 image_id += 1
         for index, annotation in enumerate(annotations):
             annotation["id"] = index
-        self.write_json("nocaps/nocaps_val_4500_captions.json", {
-            "licenses": [], "info": _info("nocaps validation (coca-bench mini)"), "images": images, "annotations": annotations,
-        })
+        self.write_json(
+            "nocaps/nocaps_val_4500_captions.json",
+            {
+                "licenses": [],
+                "info": _info("nocaps validation (coca-bench mini)"),
+                "images": images,
+                "annotations": annotations,
+            },
+        )
 
     def vqav2(self, rng: np.random.Generator, num_images: int = 12, questions_per_image: int = 4) -> None:
         image_ids = sorted(_distinct_ints(rng, 1, 581_930, num_images))
@@ -265,16 +332,31 @@ class _MiniDataWriter:
                 question_id = image_id * 1000 + number  # the official scheme
                 questions.append({"image_id": image_id, "question": question, "question_id": question_id})
                 answers = _annotator_answers(rng, answer, variants)
-                annotations.append({
-                    "question_type": question_type, "multiple_choice_answer": _most_common(answers),
-                    "answers": [{"answer": a, "answer_confidence": conf, "answer_id": i + 1} for i, (a, conf) in enumerate(answers)],
-                    "image_id": image_id, "answer_type": answer_type, "question_id": question_id,
-                })
-        common = {"info": _info("VQA v2 (coca-bench mini)"), "license": {"url": "", "name": "CC BY 4.0"},
-                  "data_subtype": "val2014"}
-        self.write_json("vqav2/v2_OpenEnded_mscoco_val2014_questions.json", {
-            **common, "task_type": "Open-Ended", "data_type": "mscoco", "questions": questions})
-        self.write_json("vqav2/v2_mscoco_val2014_annotations.json", {**common, "data_type": "mscoco", "annotations": annotations})
+                annotations.append(
+                    {
+                        "question_type": question_type,
+                        "multiple_choice_answer": _most_common(answers),
+                        "answers": [
+                            {"answer": a, "answer_confidence": conf, "answer_id": i + 1}
+                            for i, (a, conf) in enumerate(answers)
+                        ],
+                        "image_id": image_id,
+                        "answer_type": answer_type,
+                        "question_id": question_id,
+                    }
+                )
+        common = {
+            "info": _info("VQA v2 (coca-bench mini)"),
+            "license": {"url": "", "name": "CC BY 4.0"},
+            "data_subtype": "val2014",
+        }
+        self.write_json(
+            "vqav2/v2_OpenEnded_mscoco_val2014_questions.json",
+            {**common, "task_type": "Open-Ended", "data_type": "mscoco", "questions": questions},
+        )
+        self.write_json(
+            "vqav2/v2_mscoco_val2014_annotations.json", {**common, "data_type": "mscoco", "annotations": annotations}
+        )
 
     def msrvtt(self, rng: np.random.Generator) -> None:
         test_ids = list(range(7010, 7020))
@@ -289,17 +371,29 @@ class _MiniDataWriter:
             self.write_clip(f"msrvtt/videos/all/{video_id}.mp4", clip, int(rng.integers(16, 25)))
             start = round(float(rng.uniform(0, 300)), 2)
             split = "test" if number >= 7010 else "train"
-            videos.append({
-                "category": int(rng.integers(0, 20)), "url": f"https://www.youtube.com/watch?v={_youtube_id(rng)}",
-                "video_id": video_id, "start time": start, "end time": round(start + 2.0, 2), "split": split, "id": number,
-            })
+            videos.append(
+                {
+                    "category": int(rng.integers(0, 20)),
+                    "url": f"https://www.youtube.com/watch?v={_youtube_id(rng)}",
+                    "video_id": video_id,
+                    "start time": start,
+                    "end time": round(start + 2.0, 2),
+                    "split": split,
+                    "id": number,
+                }
+            )
             captions = scenes.describe_motion(clip, rng, 5)
             sentences.extend({"caption": c, "video_id": video_id, "sen_id": 0} for c in captions)
             if split == "test":
-                jsfusion_rows.append([f"ret{len(jsfusion_rows)}", f"msr{number}", video_id, captions[int(rng.integers(0, 5))]])
+                jsfusion_rows.append(
+                    [f"ret{len(jsfusion_rows)}", f"msr{number}", video_id, captions[int(rng.integers(0, 5))]]
+                )
         for index, sentence in enumerate(sentences):
             sentence["sen_id"] = index
-        self.write_json("msrvtt/MSRVTT_data.json", {"info": _info("MSR-VTT (coca-bench mini)"), "videos": videos, "sentences": sentences})
+        self.write_json(
+            "msrvtt/MSRVTT_data.json",
+            {"info": _info("MSR-VTT (coca-bench mini)"), "videos": videos, "sentences": sentences},
+        )
         self.write_csv("msrvtt/MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"], jsfusion_rows)
 
     def kinetics(self, rng: np.random.Generator, per_class: dict[str, int] | None = None) -> None:
@@ -312,11 +406,18 @@ class _MiniDataWriter:
                     youtube_id = _youtube_id(rng)
                     start = int(rng.integers(0, 300))
                     end = start + 10
-                    self.write_clip(f"kinetics/{split}/{label}/{youtube_id}_{start:06d}_{end:06d}.mp4", clip, int(rng.integers(16, 25)))
+                    self.write_clip(
+                        f"kinetics/{split}/{label}/{youtube_id}_{start:06d}_{end:06d}.mp4",
+                        clip,
+                        int(rng.integers(16, 25)),
+                    )
                     rows.append([label, youtube_id, start, end, split])
             order = rng.permutation(len(rows))
-            self.write_csv(f"kinetics/annotations/{split}.csv", ["label", "youtube_id", "time_start", "time_end", "split"],
-                     [rows[int(i)] for i in order])
+            self.write_csv(
+                f"kinetics/annotations/{split}.csv",
+                ["label", "youtube_id", "time_start", "time_end", "split"],
+                [rows[int(i)] for i in order],
+            )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,7 +454,9 @@ def _caption_scenes(rng: np.random.Generator, count: int) -> list[Scene]:
         else:
             colour, kind, position = singles[int(order[index])]
             size = str(rng.choice(["small", "large"]))
-            result.append(Scene((scenes.place_shape(rng, kind, colour, position, size),), scenes.random_background(rng)))
+            result.append(
+                Scene((scenes.place_shape(rng, kind, colour, position, size),), scenes.random_background(rng))
+            )
     return result
 
 
@@ -361,7 +464,9 @@ def _karpathy_sentences(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
     sentid = 0
     for image in images:
         for raw in image.pop("_captions"):
-            image["sentences"].append({"tokens": karpathy_tokens(raw), "raw": raw, "imgid": image["imgid"], "sentid": sentid})
+            image["sentences"].append(
+                {"tokens": karpathy_tokens(raw), "raw": raw, "imgid": image["imgid"], "sentid": sentid}
+            )
             image["sentids"].append(sentid)
             sentid += 1
     return images
@@ -379,15 +484,32 @@ def _vqa_questions(scene: Scene, rng: np.random.Generator) -> list[tuple[str, st
     ]
     colour = str(rng.choice(COMMON_COLOURS))
     same_colour = sum(s.colour == colour for s in shapes)
-    asked.append((f"How many {colour} shapes are in the picture?", "how many", "number", str(same_colour),
-                  [_NUMBER_WORDS[same_colour]] + (["none"] if same_colour == 0 else [])))
+    asked.append(
+        (
+            f"How many {colour} shapes are in the picture?",
+            "how many",
+            "number",
+            str(same_colour),
+            [_NUMBER_WORDS[same_colour]] + (["none"] if same_colour == 0 else []),
+        )
+    )
     target = shapes[int(rng.integers(0, count))]
-    asked.append((f"What color is the {target.kind}?", "what color is the", "other", target.colour,
-                  [f"{target.colour} color"]))
-    asked.append((f"What shape is {scenes.POSITION_PHRASES[target.position]}?", "what", "other", target.kind,
-                  [f"{target.kind} shape"]))
+    asked.append(
+        (f"What color is the {target.kind}?", "what color is the", "other", target.colour, [f"{target.colour} color"])
+    )
+    asked.append(
+        (
+            f"What shape is {scenes.POSITION_PHRASES[target.position]}?",
+            "what",
+            "other",
+            target.kind,
+            [f"{target.kind} shape"],
+        )
+    )
     # One yes and one no question: a present shape, and a colour-shape pair absent from the scene.
-    asked.append((f"Is there {scenes.article(target.colour)} {target.colour} {target.kind}?", "is there a", "yes/no", "yes", []))
+    asked.append(
+        (f"Is there {scenes.article(target.colour)} {target.colour} {target.kind}?", "is there a", "yes/no", "yes", [])
+    )
     absent = [(c, k) for c in COMMON_COLOURS for k in SHAPES if not any(s.colour == c and s.kind == k for s in shapes)]
     colour, kind = absent[int(rng.integers(0, len(absent)))]
     asked.append((f"Is there {scenes.article(colour)} {colour} {kind}?", "is there a", "yes/no", "no", []))
@@ -425,8 +547,13 @@ def _youtube_id(rng: np.random.Generator) -> str:
 
 def _info(description: str) -> dict[str, Any]:
     # Fixed values, not the generation time: the bytes must depend on the seed only.
-    return {"description": description, "version": str(GENERATOR_VERSION), "year": 2024,
-            "contributor": "coca-bench generator", "date_created": "2024-01-01"}
+    return {
+        "description": description,
+        "version": str(GENERATOR_VERSION),
+        "year": 2024,
+        "contributor": "coca-bench generator",
+        "date_created": "2024-01-01",
+    }
 
 
 def _write_mp4(path: Path, frames: list[Image.Image], fps: int) -> None:

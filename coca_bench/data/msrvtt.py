@@ -5,6 +5,7 @@
   ``MSRVTT_data.json`` whose ``split`` is ``test``, each with all its captions
   (text-to-video counts every caption as a query; video-to-text ranks the best one).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,9 @@ def read_msrvtt(root: Path, split: str = "1k-A", video_suffix: str = ".mp4") -> 
         return root / VIDEO_DIR / f"{video_id}{video_suffix}"
 
     if split == "1k-A":
-        source = AnnotationFile(root / JSFUSION_FILE, "the JSFusion 1k-A csv with columns key,vid_key,video_id,sentence")
+        source = AnnotationFile(
+            root / JSFUSION_FILE, "the JSFusion 1k-A csv with columns key,vid_key,video_id,sentence"
+        )
         source.require_exists(f"CLIP4Clip's {JSFUSION_FILE} in {root}")
         items = []
         seen: set[str] = set()

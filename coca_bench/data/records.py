@@ -5,6 +5,7 @@ media file surfaces only when a task opens it (as a recorded skip). Every record
 set carries the annotation files it was read from, for the runner's dataset
 fingerprint.
 """
+
 from __future__ import annotations
 
 import dataclasses

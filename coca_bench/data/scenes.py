@@ -6,6 +6,7 @@ which labels, captions and VQA answers are written, so every one of them is true
 the pixels. Geometry is in fractions of the image side, so the same scene renders at
 any size.
 """
+
 from __future__ import annotations
 
 import math
@@ -183,8 +184,10 @@ def _polygon(kind: str, cx: float, cy: float, r: float) -> list[tuple[float, flo
 
 def _regular(cx: float, cy: float, r: float, sides: int, start_degrees: float) -> list[tuple[float, float]]:
     return [
-        (cx + r * math.cos(math.radians(start_degrees + 360.0 * i / sides)),
-         cy + r * math.sin(math.radians(start_degrees + 360.0 * i / sides)))
+        (
+            cx + r * math.cos(math.radians(start_degrees + 360.0 * i / sides)),
+            cy + r * math.sin(math.radians(start_degrees + 360.0 * i / sides)),
+        )
         for i in range(sides)
     ]
 
@@ -265,7 +268,11 @@ def describe_motion(clip: MovingShape, rng: np.random.Generator, count: int) -> 
         "moving right": ["moves to the right", "slides from left to right", "travels rightwards across the screen"],
         "moving up": ["moves up", "rises from the bottom to the top", "travels upwards across the screen"],
         "moving down": ["moves down", "falls from the top to the bottom", "travels downwards across the screen"],
-        "growing": ["grows bigger", "gets larger in the middle of the screen", "expands until it fills much of the frame"],
+        "growing": [
+            "grows bigger",
+            "gets larger in the middle of the screen",
+            "expands until it fills much of the frame",
+        ],
         "shrinking": ["shrinks", "gets smaller in the middle of the screen", "becomes tiny in the center"],
     }[clip.motion]
     candidates = [f"{a_thing} {verb}" for verb in verbs] + [

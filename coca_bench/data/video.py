@@ -8,6 +8,7 @@ stops after the last one, converting to RGB only the frames it keeps.
 decord is the default backend; where it is not installed (it has no wheels for some
 platforms) PyAV is used instead. Both return identical frames on H.264 mp4 files.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence

@@ -6,6 +6,7 @@ and images ``<image folder>/COCO_<image folder>_<12-digit image id>.jpg``, where
 image folder drops the ``-dev`` of test-dev (its images are in ``test2015``).
 Test splits have no public annotations: their questions come without answers.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ def vqa_image_folder(split: str) -> str:
 def read_vqa(root: Path, split: str = "val2014") -> VqaSet:
     """Questions of ``split`` with their 10 answers (none for test splits without annotations)."""
     root = require_dataset_dir(
-        Path(root), f"VQA v2's v2_OpenEnded_mscoco_{split}_questions.json, v2_mscoco_{split}_annotations.json "
-        f"and {vqa_image_folder(split)}/"
+        Path(root),
+        f"VQA v2's v2_OpenEnded_mscoco_{split}_questions.json, v2_mscoco_{split}_annotations.json "
+        f"and {vqa_image_folder(split)}/",
     )
     questions_file = AnnotationFile(root / f"v2_OpenEnded_mscoco_{split}_questions.json", "the VQA v2 questions format")
     annotations_file = AnnotationFile(root / f"v2_mscoco_{split}_annotations.json", "the VQA v2 annotations format")
@@ -47,21 +49,25 @@ def read_vqa(root: Path, split: str = "val2014") -> VqaSet:
         text = questions_file.field(entry, "question", where, str)
         annotation = answers_by_question.pop(question_id, None)
         if has_answers and annotation is None:
-            raise annotations_file.error(f"has no annotation for question_id {question_id} ({questions_file.path.name} {where})")
+            raise annotations_file.error(
+                f"has no annotation for question_id {question_id} ({questions_file.path.name} {where})"
+            )
         if annotation is not None and annotation["image_id"] != image_id:
             raise annotations_file.error(
                 f"question_id {question_id} has image_id {annotation['image_id']}, but the questions file says {image_id}"
             )
-        questions.append(VqaQuestion(
-            question_id=question_id,
-            image_id=image_id,
-            image_path=root / image_folder / f"COCO_{image_folder}_{image_id:012d}.jpg",
-            question=text,
-            answers=annotation["answers"] if annotation else (),
-            answer_type=annotation["answer_type"] if annotation else None,
-            question_type=annotation["question_type"] if annotation else None,
-            multiple_choice_answer=annotation["multiple_choice_answer"] if annotation else None,
-        ))
+        questions.append(
+            VqaQuestion(
+                question_id=question_id,
+                image_id=image_id,
+                image_path=root / image_folder / f"COCO_{image_folder}_{image_id:012d}.jpg",
+                question=text,
+                answers=annotation["answers"] if annotation else (),
+                answer_type=annotation["answer_type"] if annotation else None,
+                question_type=annotation["question_type"] if annotation else None,
+                multiple_choice_answer=annotation["multiple_choice_answer"] if annotation else None,
+            )
+        )
     files = (questions_file.path, annotations_file.path) if has_answers else (questions_file.path,)
     return VqaSet(items=tuple(questions), split=split, annotation_files=files, has_answers=has_answers)
 

@@ -9,6 +9,7 @@ Conventions, chosen so that every number here agrees with every other:
 - ``mean_per_class_recall`` equals sklearn's ``balanced_accuracy_score``: the mean,
   over the classes present in ``labels``, of each class's recall.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,7 +30,9 @@ def _check_logits_labels(logits: np.ndarray, labels: np.ndarray) -> tuple[np.nda
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integer class indices; got dtype {labels.dtype}.")
     if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"labels must lie in [0, {logits.shape[1]}); got values from {labels.min()} to {labels.max()}.")
+        raise ValueError(
+            f"labels must lie in [0, {logits.shape[1]}); got values from {labels.min()} to {labels.max()}."
+        )
     if np.isnan(logits).any():
         raise ValueError("logits contain NaN; the model produced invalid scores (try --precision fp32).")
     return logits, labels
@@ -65,7 +68,9 @@ def mean_per_class_recall(preds: np.ndarray, labels: np.ndarray) -> float:
     preds = np.asarray(preds)
     labels = np.asarray(labels)
     if preds.shape != labels.shape or preds.ndim != 1:
-        raise ValueError(f"preds and labels must be 1-D arrays of equal length; got shapes {preds.shape} and {labels.shape}.")
+        raise ValueError(
+            f"preds and labels must be 1-D arrays of equal length; got shapes {preds.shape} and {labels.shape}."
+        )
     if labels.size == 0:
         raise ValueError("There are no samples to score; check the dataset and --limit.")
     classes = np.unique(labels)
@@ -82,7 +87,9 @@ def zero_shot_classifier(class_text_embeddings: np.ndarray) -> np.ndarray:
     """
     emb = np.asarray(class_text_embeddings, dtype=np.float64)
     if emb.ndim != 3 or 0 in emb.shape:
-        raise ValueError(f"class_text_embeddings must be a non-empty [classes, templates, dim] array; got shape {emb.shape}.")
+        raise ValueError(
+            f"class_text_embeddings must be a non-empty [classes, templates, dim] array; got shape {emb.shape}."
+        )
     norms = np.linalg.norm(emb, axis=-1, keepdims=True)
     if (norms == 0).any():
         raise ValueError("A class text embedding has zero norm; the text encoder produced a degenerate embedding.")
@@ -127,6 +134,11 @@ def classification_sample_records(
     preds = logits.argmax(axis=1)
     hits = {f"acc{k}": topk_hits(logits, labels, k) for k in (1, 5) if k <= logits.shape[1]}
     return [
-        {"id": sample_id, "label": columns[labels[i]], "pred": columns[preds[i]], **{m: int(h[i]) for m, h in hits.items()}}
+        {
+            "id": sample_id,
+            "label": columns[labels[i]],
+            "pred": columns[preds[i]],
+            **{m: int(h[i]) for m, h in hits.items()},
+        }
         for i, sample_id in enumerate(ids)
     ]

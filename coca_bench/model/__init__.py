@@ -1,4 +1,5 @@
 """The CoCa model: network, configs and presets, checkpoints, tokenizer, preprocessing, generation, video."""
+
 from .api import CocaModel, from_network, load_model
 from .checkpoints import BUNDLED_CHECKPOINTS, DEFAULT_CHECKPOINTS, load_checkpoint, save_native
 from .coca import CoCa

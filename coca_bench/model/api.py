@@ -3,6 +3,7 @@
 It validates inputs (clear ``ValueError``s instead of shape errors deep in the network) and owns device and
 precision; the network itself stays a plain ``nn.Module``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,15 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class CocaModel:
-    def __init__(self, network: CoCa, tokenizer_name: str, name: str, spec: str, weights_sha256: str,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        network: CoCa,
+        tokenizer_name: str,
+        name: str,
+        spec: str,
+        weights_sha256: str,
+        device: str | torch.device = "cpu",
+    ) -> None:
         self.network = network.eval()
         self.config = network.cfg
         self.name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "checkpoint"
@@ -69,7 +77,9 @@ class CocaModel:
         dims = 5 if video_input else 4
         if not isinstance(pixels, torch.Tensor) or pixels.dim() != dims or not pixels.is_floating_point():
             got = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
-            raise ValueError(f"expected a float pixel tensor {want} with H = W = {size}, got {got}; use model.preprocess.")
+            raise ValueError(
+                f"expected a float pixel tensor {want} with H = W = {size}, got {got}; use model.preprocess."
+            )
         if pixels.shape[-3] != 3:
             raise ValueError(f"expected 3 colour channels, got {pixels.shape[-3]} (shape {tuple(pixels.shape)}).")
         if pixels.shape[-2:] != (size, size):

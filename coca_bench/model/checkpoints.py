@@ -3,6 +3,7 @@
 Native format: a folder with ``model.safetensors`` and ``config.json`` (``{"format": "coca_bench", "model": {...},
 "tokenizer": ...}``). Loading never runs pickled code: safetensors, or ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,9 @@ def _load_native(folder: Path) -> LoadedCheckpoint:
         raise ValueError(f"{config_path}: 'format' is {meta.get('format')!r}, expected {FORMAT!r}.")
     network = CoCa(cfg)
     load_state(network, load_file(str(weights_path)), str(weights_path))
-    return LoadedCheckpoint(network, cfg, meta.get("tokenizer", "clip_bpe"), folder.name, weights_path,
-                            sha256_file(weights_path))
+    return LoadedCheckpoint(
+        network, cfg, meta.get("tokenizer", "clip_bpe"), folder.name, weights_path, sha256_file(weights_path)
+    )
 
 
 def load_state(network: CoCa, state: dict[str, torch.Tensor], source: str) -> None:
@@ -94,7 +96,8 @@ def load_state(network: CoCa, state: dict[str, torch.Tensor], source: str) -> No
             details.append(f"unexpected keys {_short(unexpected)}")
         if mismatched:
             details.append(
-                "shape mismatches " + _short([f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched])
+                "shape mismatches "
+                + _short([f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched])
             )
         raise ValueError(f"Checkpoint {source} does not fit its config: {'; '.join(details)}.")
     network.load_state_dict(state, strict=True)
@@ -133,7 +136,7 @@ def convert_open_clip_state(state: dict[str, torch.Tensor]) -> dict[str, torch.T
         for pattern, replacement in _RENAMES:
             key = re.sub(pattern, replacement, key)
         cross = _CROSS.match(key)
-        leaf = key[cross.end():] if cross else ""
+        leaf = key[cross.end() :] if cross else ""
         if cross and leaf in ("in_proj_weight", "in_proj_bias"):
             kind = leaf.removeprefix("in_proj_")
             dim = value.shape[0] // 3
@@ -143,7 +146,9 @@ def convert_open_clip_state(state: dict[str, torch.Tensor]) -> dict[str, torch.T
         elif cross and leaf in ("k_proj_weight", "v_proj_weight"):
             separate_kv.setdefault(cross.group(0), {})[leaf] = value
         else:
-            out[key.replace(".attn.in_proj_weight", ".attn.qkv.weight").replace(".attn.in_proj_bias", ".attn.qkv.bias")] = value
+            out[
+                key.replace(".attn.in_proj_weight", ".attn.qkv.weight").replace(".attn.in_proj_bias", ".attn.qkv.bias")
+            ] = value
     for prefix, parts in separate_kv.items():
         out[f"{prefix}kv.weight"] = torch.cat([parts["k_proj_weight"], parts["v_proj_weight"]])
     return out
@@ -231,7 +236,9 @@ def load_checkpoint(spec: str) -> LoadedCheckpoint:
     if spec.startswith("open_clip:"):
         parts = spec.split(":", 2)
         if len(parts) != 3 or not parts[1] or not parts[2]:
-            raise ValueError(f"Checkpoint spec {spec!r} must look like open_clip:<arch>:<weights file or pretrained tag>.")
+            raise ValueError(
+                f"Checkpoint spec {spec!r} must look like open_clip:<arch>:<weights file or pretrained tag>."
+            )
         return _load_open_clip(parts[1], parts[2])
     path = Path(spec).expanduser()
     if path.is_file() and path.name == WEIGHTS_FILE:

@@ -4,6 +4,7 @@ Mirrors the paper (Yu et al. 2022) and loads open_clip's released weights exactl
 key mapping). Decoding goes through :class:`DecodingSession`, which owns the key/value caches so that the search
 strategies in ``generation.py`` never touch model internals.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,9 @@ class ImageEncoder(nn.Module):
             self.con_pooler = None
             self.ln_post = nn.LayerNorm(pool_dim)
         else:
-            self.con_pooler = AttentionalPooler(pool_dim, pool_dim if v.pooler == "cascade" else width, v.pooler_heads, 1)
+            self.con_pooler = AttentionalPooler(
+                pool_dim, pool_dim if v.pooler == "cascade" else width, v.pooler_heads, 1
+            )
             self.ln_post = nn.LayerNorm(width)
         self.proj = nn.Parameter(torch.randn(pool_dim, cfg.embed_dim) * pool_dim**-0.5)
 
@@ -179,12 +182,15 @@ class CoCa(nn.Module):
         total = self.cfg.contrastive_loss_weight * contrastive + self.cfg.caption_loss_weight * caption
         return {"contrastive_loss": contrastive, "caption_loss": caption, "loss": total}
 
-    def start_decoding(self, image_tokens: torch.Tensor, max_len: int, use_cache: bool = True,
-                       rows_per_image: int = 1) -> DecodingSession:
+    def start_decoding(
+        self, image_tokens: torch.Tensor, max_len: int, use_cache: bool = True, rows_per_image: int = 1
+    ) -> DecodingSession:
         return DecodingSession(self, image_tokens, max_len, use_cache, rows_per_image)
 
 
-def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(
+    image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE over the batch with a learnable temperature (CLIP/CoCa)."""
     logits = logit_scale * image_features @ text_features.T
     labels = torch.arange(logits.shape[0], device=logits.device)
@@ -202,8 +208,9 @@ class DecodingSession:
     values, and must keep their image through :meth:`select`.
     """
 
-    def __init__(self, model: CoCa, image_tokens: torch.Tensor, max_len: int, use_cache: bool,
-                 rows_per_image: int = 1) -> None:
+    def __init__(
+        self, model: CoCa, image_tokens: torch.Tensor, max_len: int, use_cache: bool, rows_per_image: int = 1
+    ) -> None:
         context = model.cfg.text.context_length
         if max_len > context:
             raise ValueError(
@@ -232,12 +239,14 @@ class DecodingSession:
         self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)
         if not self.use_cache:
             token_outputs = self._uncached_text(self.prefix)
-            return (self.model.decoder.features(token_outputs, self.image_kv)[:, -1] @ self.model.decoder.lm_head)
+            return self.model.decoder.features(token_outputs, self.image_kv)[:, -1] @ self.model.decoder.lm_head
         text = self.model.text
         position = self.length - 1
         x = text.token_embedding(tokens[:, None]) + text.positional_embedding[position]
         if text.legacy_cls_mask:
-            new_valid = torch.ones_like(tokens[:, None], dtype=torch.bool) if previous is None else previous != text.pad_id
+            new_valid = (
+                torch.ones_like(tokens[:, None], dtype=torch.bool) if previous is None else previous != text.pad_id
+            )
         else:
             new_valid = tokens[:, None] != text.pad_id
         self.key_valid = torch.cat([self.key_valid, new_valid], dim=1)

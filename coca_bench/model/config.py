@@ -3,6 +3,7 @@
 Field names follow the paper's vocabulary (image encoder, unimodal text layers, multimodal layers, attentional
 poolers). ``from_open_clip`` maps open_clip's ``model_configs/coca_*.json`` onto them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,15 +79,21 @@ class CocaConfig:
 
     def __post_init__(self) -> None:
         if self.vision.width % self.vision.heads or self.text.width % self.text.heads:
-            raise ValueError("CocaConfig: width must be divisible by heads in both the image encoder and the text layers.")
+            raise ValueError(
+                "CocaConfig: width must be divisible by heads in both the image encoder and the text layers."
+            )
         if self.vision.pooler not in ("open_clip", "cascade", "parallel"):
-            raise ValueError(f"CocaConfig: vision.pooler must be open_clip, cascade or parallel, not {self.vision.pooler!r}.")
+            raise ValueError(
+                f"CocaConfig: vision.pooler must be open_clip, cascade or parallel, not {self.vision.pooler!r}."
+            )
         if self.text.multimodal_layout not in ("open_clip", "paper"):
             raise ValueError(
                 f"CocaConfig: text.multimodal_layout must be open_clip or paper, not {self.text.multimodal_layout!r}."
             )
         if self.text.width % self.vision.pooler_heads:
-            raise ValueError("CocaConfig: the poolers' output width (text.width) must be divisible by vision.pooler_heads.")
+            raise ValueError(
+                "CocaConfig: the poolers' output width (text.width) must be divisible by vision.pooler_heads."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -124,7 +131,9 @@ def from_open_clip(cfg: dict[str, Any]) -> CocaConfig:
     """Map an open_clip ``coca_*.json`` model config onto :class:`CocaConfig`."""
     v, t, m = cfg["vision_cfg"], cfg["text_cfg"], cfg["multimodal_cfg"]
     if "hf_model_name" in t:
-        raise ValueError("open_clip CoCa configs with a Hugging Face text tower are not supported; use a CLIP-BPE CoCa config.")
+        raise ValueError(
+            "open_clip CoCa configs with a Hugging Face text tower are not supported; use a CLIP-BPE CoCa config."
+        )
     if t.get("width", 512) != m.get("width", 512):
         raise ValueError("open_clip config: the text tower and the multimodal decoder must have the same width.")
     pool = v.get("attentional_pool", False)
@@ -165,27 +174,69 @@ def from_open_clip(cfg: dict[str, Any]) -> CocaConfig:
     )
 
 
-def _paper(image_size: int, patch: int, vit_layers: int, vit_width: int, vit_mlp: int, n_uni: int, n_multi: int,
-           dec_mlp: int, hidden: int, heads: int) -> CocaConfig:
+def _paper(
+    image_size: int,
+    patch: int,
+    vit_layers: int,
+    vit_width: int,
+    vit_mlp: int,
+    n_uni: int,
+    n_multi: int,
+    dec_mlp: int,
+    hidden: int,
+    heads: int,
+) -> CocaConfig:
     """The paper's Table 1 shapes (cascade poolers, 256 generative queries, one MLP per multimodal layer). The paper's
     64k sentencepiece vocabulary is not public; these presets use the CLIP BPE tokenizer so they can run here, which
     makes their embeddings and vocabulary head smaller than Table 1's (tests/test_model_presets.py counts with 64k)."""
     return CocaConfig(
         embed_dim=hidden,
-        vision=VisionConfig(image_size=image_size, patch_size=patch, width=vit_width, layers=vit_layers, heads=heads,
-                            mlp_dim=vit_mlp, pooler="cascade", pooler_queries=256, pooler_heads=heads),
-        text=TextConfig(width=hidden, heads=heads, unimodal_layers=n_uni, multimodal_layers=n_multi, mlp_dim=dec_mlp,
-                        legacy_cls_mask=False, multimodal_layout="paper"),
+        vision=VisionConfig(
+            image_size=image_size,
+            patch_size=patch,
+            width=vit_width,
+            layers=vit_layers,
+            heads=heads,
+            mlp_dim=vit_mlp,
+            pooler="cascade",
+            pooler_queries=256,
+            pooler_heads=heads,
+        ),
+        text=TextConfig(
+            width=hidden,
+            heads=heads,
+            unimodal_layers=n_uni,
+            multimodal_layers=n_multi,
+            mlp_dim=dec_mlp,
+            legacy_cls_mask=False,
+            multimodal_layout="paper",
+        ),
         preprocess=PreprocessConfig(image_size=image_size),
     )
 
 
-def _open_clip_preset(embed: int, image: int, patch: int, vit_layers: int, vit_width: int, text_width: int,
-                      text_heads: int, pooler_heads: int) -> CocaConfig:
+def _open_clip_preset(
+    embed: int,
+    image: int,
+    patch: int,
+    vit_layers: int,
+    vit_width: int,
+    text_width: int,
+    text_heads: int,
+    pooler_heads: int,
+) -> CocaConfig:
     return CocaConfig(
         embed_dim=embed,
-        vision=VisionConfig(image_size=image, patch_size=patch, width=vit_width, layers=vit_layers,
-                            heads=vit_width // 64, mlp_dim=4 * vit_width, pooler="open_clip", pooler_heads=pooler_heads),
+        vision=VisionConfig(
+            image_size=image,
+            patch_size=patch,
+            width=vit_width,
+            layers=vit_layers,
+            heads=vit_width // 64,
+            mlp_dim=4 * vit_width,
+            pooler="open_clip",
+            pooler_heads=pooler_heads,
+        ),
         text=TextConfig(width=text_width, heads=text_heads, mlp_dim=4 * text_width),
         preprocess=PreprocessConfig(image_size=image),
     )
@@ -195,10 +246,27 @@ def _tiny(pooler: PoolerKind, legacy_cls_mask: bool, layout: MultimodalLayout = 
     """A few-layer model for tests and the bundled checkpoints: same code paths, seconds to run on a CPU."""
     return CocaConfig(
         embed_dim=64,
-        vision=VisionConfig(image_size=64, patch_size=16, width=64, layers=2, heads=2, mlp_dim=128, pooler=pooler,
-                            pooler_queries=16, pooler_heads=2),
-        text=TextConfig(context_length=32, width=64, heads=2, unimodal_layers=2, multimodal_layers=2, mlp_dim=128,
-                        legacy_cls_mask=legacy_cls_mask, multimodal_layout=layout),
+        vision=VisionConfig(
+            image_size=64,
+            patch_size=16,
+            width=64,
+            layers=2,
+            heads=2,
+            mlp_dim=128,
+            pooler=pooler,
+            pooler_queries=16,
+            pooler_heads=2,
+        ),
+        text=TextConfig(
+            context_length=32,
+            width=64,
+            heads=2,
+            unimodal_layers=2,
+            multimodal_layers=2,
+            mlp_dim=128,
+            legacy_cls_mask=legacy_cls_mask,
+            multimodal_layout=layout,
+        ),
         preprocess=PreprocessConfig(image_size=64),
     )
 

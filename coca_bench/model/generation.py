@@ -10,6 +10,7 @@ Semantics follow open_clip 3.3.0's ``CoCa.generate`` so that published captionin
   without the transformers dependency. open_clip scores beams with the *raw logits* (``beam_score="logits"``);
   ``beam_score="logprobs"`` gives standard log-probability beam search. Results record which one ran.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -203,7 +204,9 @@ def _beam_search(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig)
             scores = logits[rows]
             if cfg.beam_score == "logprobs":
                 scores = F.log_softmax(scores, dim=-1)
-            scores = _apply_min_length_and_repetition_penalty(scores, group_ids, cfg, t.eot_id) + beam_scores[rows, None]
+            scores = (
+                _apply_min_length_and_repetition_penalty(scores, group_ids, cfg, t.eot_id) + beam_scores[rows, None]
+            )
             vocab = scores.shape[-1]
             top_scores, top_ids = torch.topk(scores.view(batch, size * vocab), 2 * size, dim=1)
             next_scores, next_tokens, next_index = _process_group(

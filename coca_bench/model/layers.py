@@ -4,6 +4,7 @@ Attention runs through ``F.scaled_dot_product_attention`` with fused projections
 :class:`KVCache`; cross-attention takes keys and values computed once per image (:meth:`CrossAttention.image_kv`),
 which is what makes cached captioning cheap.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,8 @@ class KVCache:
         end = self.length + t
         if end > self.max_len:
             raise ValueError(f"KV cache holds {self.max_len} positions; cannot append up to position {end}.")
-        self.k[:, :, self.length:end] = k
-        self.v[:, :, self.length:end] = v
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
 

@@ -3,6 +3,7 @@
 open_clip's decoder vocabulary projection is ``torch.empty`` and never initialised (often zeros, sometimes garbage),
 so it is set explicitly; then every weight is perturbed, so that no comparison can pass on a degenerate model.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The image transform that matches a checkpoint (open_clip's eval transform: resize, centre crop, normalise)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,9 +18,14 @@ _INTERPOLATION = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.Interpol
 
 def build_preprocess(cfg: PreprocessConfig) -> Callable[[Image.Image], torch.Tensor]:
     if cfg.interpolation not in _INTERPOLATION:
-        raise ValueError(f"preprocess.interpolation must be one of {sorted(_INTERPOLATION)}, not {cfg.interpolation!r}.")
+        raise ValueError(
+            f"preprocess.interpolation must be one of {sorted(_INTERPOLATION)}, not {cfg.interpolation!r}."
+        )
     if cfg.resize_mode == "shortest":
-        resize = [T.Resize(cfg.image_size, interpolation=_INTERPOLATION[cfg.interpolation]), T.CenterCrop(cfg.image_size)]
+        resize = [
+            T.Resize(cfg.image_size, interpolation=_INTERPOLATION[cfg.interpolation]),
+            T.CenterCrop(cfg.image_size),
+        ]
     elif cfg.resize_mode == "squash":
         resize = [T.Resize((cfg.image_size, cfg.image_size), interpolation=_INTERPOLATION[cfg.interpolation])]
     else:

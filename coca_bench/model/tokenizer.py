@@ -1,4 +1,5 @@
 """Text tokenizer named by the checkpoint config. ``clip_bpe`` is open_clip's BPE (its vocabulary ships in the package)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,9 @@ class ClipBpeTokenizer:
             raise ValueError("tokenizer got an empty list of texts; pass at least one non-empty string.")
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"text {i} is empty or not a string ({text!r}); every text must be a non-empty string.")
+                raise ValueError(
+                    f"text {i} is empty or not a string ({text!r}); every text must be a non-empty string."
+                )
         return self._bpe(list(texts), context_length=self.context_length)
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> str:

@@ -3,6 +3,7 @@
 Zero-shot retrieval uses the mean of the normalised frame embeddings; frozen-feature classification reads the
 spatio-temporal tokens of all frames with a learned attentional pooler (see the probe tasks).
 """
+
 from __future__ import annotations
 
 import torch

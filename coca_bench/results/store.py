@@ -65,7 +65,11 @@ class ResultStore:
             owner_sha = read_json(marker).get("sha256")
         elif folder.is_dir():  # results without a marker (copied in by hand): trust the records themselves
             owner_sha = next(
-                (r["checkpoint"].get("sha256") for r in self._records_in(folder) if isinstance(r.get("checkpoint"), dict)),
+                (
+                    r["checkpoint"].get("sha256")
+                    for r in self._records_in(folder)
+                    if isinstance(r.get("checkpoint"), dict)
+                ),
                 None,
             )
         if owner_sha is not None and owner_sha != ckpt.sha256:

@@ -74,9 +74,7 @@ def _summary_columns(
     return columns
 
 
-def write_summary(
-    output_dir: Path, metric_order: Mapping[str, Sequence[str]] | None = None
-) -> tuple[Path, Path]:
+def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | None = None) -> tuple[Path, Path]:
     """``summary.csv`` (full precision) and ``summary.md`` (4 decimals): one row per checkpoint.
 
     Columns are ``<task>/<metric>``; an empty cell means the task was not run for that checkpoint, ``nan`` means
@@ -103,7 +101,9 @@ def write_summary(
     md_header = ["checkpoint", *(f"{t}/{m} {'↑' if up else '↓'}" for t, m, up in columns)]
     md_rows = [[c, *(cell(c, t, m, 4) for t, m, _ in columns)] for c in checkpoints]
     notes = _summary_notes(by_checkpoint)
-    markdown = "# coca-bench summary\n\n" + (render_markdown_table(md_header, md_rows) if columns else "No results yet.")
+    markdown = "# coca-bench summary\n\n" + (
+        render_markdown_table(md_header, md_rows) if columns else "No results yet."
+    )
     markdown += "\n\n↑ higher is better, ↓ lower is better; empty: not run; nan: undefined.\n"
     if notes:
         markdown += "\nNot like for like (compare with care):\n\n" + "".join(f"- {n}\n" for n in notes)
