@@ -59,6 +59,15 @@ class ImageEmbeddings(NamedTuple):
     skipped: list[Skip]
 
 
+class GeneratedCaptions(NamedTuple):
+    """Decoded captions and their token ids (start token first, padding after the end token), per kept image."""
+
+    texts: list[str]
+    token_ids: np.ndarray  # [kept, max_new_tokens + 1] int64
+    ids: list[str]
+    skipped: list[Skip]
+
+
 @dataclass
 class CacheStats:
     """Counters for provenance: how much of a task came from the cache."""
@@ -155,12 +164,36 @@ class FeatureExtractor:
         encode = lambda pixels: self._encode_batch(self.model.image_tokens, pixels).astype(dtype)  # noqa: E731
         return self._images("image_tokens", {"storage": storage}, samples, encode)
 
+    def captions(
+        self, samples: Sequence[Any], generation: Mapping[str, Any], batch_size: int | None = None
+    ) -> GeneratedCaptions:
+        """Captions generated for the images at ``sample.path`` with the model's KV-cached ``generate``.
+
+        Cached like embeddings: the same content keys plus every generation setting, the same skips, written in
+        chunks as they finish, so an interrupted captioning run resumes where it stopped. ``batch_size`` is the
+        decoding batch (as large as memory allows), independent of the encoder's ``--batch-size``.
+        """
+        settings = dict(generation)
+        length = int(settings.get("max_new_tokens", 29)) + 1  # the start token, then the new tokens
+
+        def generate(pixels: torch.Tensor) -> np.ndarray:
+            with torch.no_grad(), self.model.autocast(self.settings.precision):
+                ids = self.model.generate(pixels.to(self.settings.device), **settings).cpu()
+            padded = torch.full((ids.shape[0], length), self.model.tokenizer.pad_id, dtype=torch.int64)
+            padded[:, : ids.shape[1]] = ids
+            return padded.numpy()
+
+        result = self._images("caption", {"generation": settings}, samples, generate, batch_size=batch_size)
+        texts = [self.model.tokenizer.decode(row.tolist()) for row in result.vectors]
+        return GeneratedCaptions(texts, result.vectors, result.ids, result.skipped)
+
     def _images(
         self,
         kind: str,
         params: Mapping[str, Any],
         samples: Sequence[Any],
         encode_pixels: Callable[[torch.Tensor], np.ndarray],
+        batch_size: int | None = None,
     ) -> ImageEmbeddings:
         """One cached path for everything computed from images: load in workers, encode in batches, skip failures."""
         ids = [str(_field(s, "id")) for s in samples]
@@ -171,7 +204,7 @@ class FeatureExtractor:
         def encode(positions: list[int]) -> Iterator[EncodedItem]:
             loader = DataLoader(
                 _ImageFiles([paths[p] for p in positions], self.model.preprocess),
-                batch_size=self.settings.batch_size,
+                batch_size=batch_size or self.settings.batch_size,
                 num_workers=self.settings.num_workers,
                 collate_fn=_collate_images,
                 shuffle=False,

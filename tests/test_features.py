@@ -278,3 +278,31 @@ def test_encoder_tokens_are_cached_in_fp16_under_their_own_key(tmp_path):
     assert model.images_encoded == 3 and full.vectors.dtype == np.float32
     extractor(model, tmp_path / "cache").embed_images(samples)  # embeddings are another kind, with their own chunks
     assert model.images_encoded == 6
+
+
+def test_captions_are_generated_once_cached_per_generation_setting_and_resume_by_chunk(tmp_path):
+    from coca_bench.model import load_model
+
+    model = load_model("tiny-random-s0")
+    calls: list[int] = []
+    original = model.generate
+    model.generate = lambda pixels, **options: calls.append(len(pixels)) or original(pixels, **options)
+    samples = make_images(tmp_path / "img", 5)
+    greedy = {"strategy": "greedy", "max_new_tokens": 6, "min_new_tokens": 1}
+    first = extractor(model, tmp_path / "cache", chunk_size=2).captions(samples, greedy, batch_size=4)
+    assert sum(calls) == 5 and first.token_ids.shape == (5, 7) and first.ids == [s.id for s in samples]
+    pixels = torch.stack([model.preprocess(Image.open(s.path).convert("RGB")) for s in samples])
+    direct = model.tokenizer.batch_decode(original(pixels, **greedy))
+    assert first.texts == direct  # the cached path decodes exactly what the model's own caption() says
+
+    calls.clear()
+    again = extractor(model, tmp_path / "cache", chunk_size=2).captions(samples, greedy, batch_size=4)
+    assert calls == [] and again.texts == first.texts
+    extractor(model, tmp_path / "cache", chunk_size=2).captions(samples, {**greedy, "max_new_tokens": 5})
+    assert sum(calls) == 5  # another generation setting is another key
+
+    calls.clear()
+    chunks = sorted((tmp_path / "cache" / "caption").rglob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    chunks[-1].unlink()  # as if interrupted before the last chunk was written
+    extractor(model, tmp_path / "cache", chunk_size=2).captions(samples, {**greedy, "max_new_tokens": 5})
+    assert 0 < sum(calls) < 5  # only the missing chunk is generated again

@@ -217,12 +217,11 @@ def _random_answer(rng: random.Random) -> str:
 def test_matches_official_evaluate_on_random_cases():
     rng = random.Random(0)
     seen = set()
-    for _ in range(600):
+    for _ in range(1000):
         pool = [_random_answer(rng) for _ in range(rng.choice([1, 1, 2, 3]))]
         gts = [rng.choice(pool) for _ in range(10)]
-        prediction = rng.choice(
-            [rng.choice(pool), _random_answer(rng), rng.choice(["", " ", "a ", "The "]) + rng.choice(pool)]
-        )
+        core = rng.choice([rng.choice(pool), _random_answer(rng)])
+        prediction = rng.choice(["", "", " ", "\t", "a ", "The "]) + core + rng.choice(["", "", " ", "\n", "\t-"])
         expected = _ref_evaluate_one(prediction, gts)
         assert vqa_accuracy(prediction, gts) == expected, (prediction, gts)
         seen.add((round(expected, 6), len(set(gts)) > 1))
