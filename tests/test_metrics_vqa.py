@@ -204,6 +204,7 @@ def _ref_evaluate_one(res_answer: str, gt_answers: list[str]) -> float:
 
 _CLEAN = ["2", "0", "10", "3.5", "1000", "yes", "no", "dog", "red white", "don't", "what's", "10:30", "im"]
 _WORDS = ["two", "Two", "none", "ten", "1,000", "1,0", "a", "an", "The", "dog", "Dogs", "YES", "dont", "whats", "Im"]
+_NOISY = ["Two", "2.", "A dog", "dont", "1,000", "Yes!", "red-white", "red - white", "10:30.", "3.5."]
 _MARKS = ["", "", "", ".", "?", "!", ",", "-", "/", "'", '"', "(", ")", ":", ";", " .", "..", "\n", "\t"]
 
 
@@ -220,7 +221,7 @@ def test_matches_official_evaluate_on_random_cases():
     for _ in range(1000):
         pool = [_random_answer(rng) for _ in range(rng.choice([1, 1, 2, 3]))]
         gts = [rng.choice(pool) for _ in range(10)]
-        core = rng.choice([rng.choice(pool), _random_answer(rng)])
+        core = rng.choice([rng.choice(pool), _random_answer(rng), rng.choice(_NOISY)])
         prediction = rng.choice(["", "", " ", "\t", "a ", "The "]) + core + rng.choice(["", "", " ", "\n", "\t-"])
         expected = _ref_evaluate_one(prediction, gts)
         assert vqa_accuracy(prediction, gts) == expected, (prediction, gts)

@@ -36,7 +36,7 @@ from coca_bench.cache import cache_root
 from coca_bench.data import scenes
 from coca_bench.data.scenes import COLOURS, MOTIONS, NOVEL_SHAPES, POSITIONS, SHAPES, Scene
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 IMAGE_SIZE = 128
 VIDEO_SIZE = 128
 VIDEO_FPS = 8
@@ -312,8 +312,21 @@ class _MiniDataWriter:
             },
         )
 
-    def vqav2(self, rng: np.random.Generator, num_images: int = 12, questions_per_image: int = 4) -> None:
-        image_ids = sorted(_distinct_ints(rng, 1, 581_930, num_images))
+    def vqav2(self, rng: np.random.Generator) -> None:
+        """val2014 (evaluated) and train2014 (answer candidates and the probe's training data), on distinct images."""
+        val_ids = self._vqa_split(rng, "val2014", num_images=12, questions_per_image=4)
+        self._vqa_split(rng, "train2014", num_images=24, questions_per_image=4, exclude=val_ids)
+
+    def _vqa_split(
+        self,
+        rng: np.random.Generator,
+        split: str,
+        num_images: int,
+        questions_per_image: int,
+        exclude: set[int] = frozenset(),
+    ) -> set[int]:
+        image_ids = sorted(i for i in _distinct_ints(rng, 1, 581_930, num_images + len(exclude)) if i not in exclude)
+        image_ids = image_ids[:num_images]
         questions, annotations = [], []
         for image_index, image_id in enumerate(image_ids):
             count = 1 + image_index % 4  # 1..4 shapes, every count represented
@@ -324,7 +337,7 @@ class _MiniDataWriter:
                 tuple(scenes.place_shape(rng, k, c, p, None, jitter=0.01) for k, c, p in zip(kinds, colours, slots)),
                 scenes.random_background(rng),
             )
-            self.write_image(f"vqav2/val2014/COCO_val2014_{image_id:012d}.jpg", scene)
+            self.write_image(f"vqav2/{split}/COCO_{split}_{image_id:012d}.jpg", scene)
             asked = _vqa_questions(scene, rng)
             picks = rng.choice(len(asked), size=min(questions_per_image, len(asked)), replace=False)
             for number, pick in enumerate(picks):
@@ -348,15 +361,16 @@ class _MiniDataWriter:
         common = {
             "info": _info("VQA v2 (coca-bench mini)"),
             "license": {"url": "", "name": "CC BY 4.0"},
-            "data_subtype": "val2014",
+            "data_subtype": split,
         }
         self.write_json(
-            "vqav2/v2_OpenEnded_mscoco_val2014_questions.json",
+            f"vqav2/v2_OpenEnded_mscoco_{split}_questions.json",
             {**common, "task_type": "Open-Ended", "data_type": "mscoco", "questions": questions},
         )
         self.write_json(
-            "vqav2/v2_mscoco_val2014_annotations.json", {**common, "data_type": "mscoco", "annotations": annotations}
+            f"vqav2/v2_mscoco_{split}_annotations.json", {**common, "data_type": "mscoco", "annotations": annotations}
         )
+        return set(image_ids)
 
     def msrvtt(self, rng: np.random.Generator) -> None:
         test_ids = list(range(7010, 7020))
@@ -586,7 +600,7 @@ Each folder follows its dataset's **official layout**, so the same readers load 
 | `coco/` | Karpathy `dataset_coco.json`, `val2014/`, `train2014/`, `annotations/captions_val2014.json` |
 | `flickr30k/` | Karpathy `dataset_flickr30k.json`, `flickr30k-images/` |
 | `nocaps/` | `nocaps_val_4500_captions.json` (in-/near-/out-domain), `validation/` |
-| `vqav2/` | `v2_OpenEnded_mscoco_val2014_questions.json`, `v2_mscoco_val2014_annotations.json`, `val2014/` |
+| `vqav2/` | `v2_OpenEnded_mscoco_<split>_questions.json`, `v2_mscoco_<split>_annotations.json` and `<split>/` images, for val2014 and train2014 (train: answer candidates and the VQA probe) |
 | `msrvtt/` | `MSRVTT_JSFUSION_test.csv` (1k-A style), `MSRVTT_data.json` (full split), `videos/all/*.mp4` |
 | `kinetics/` | `annotations/{{train,val}}.csv`, `{{train,val}}/<label>/<youtube_id>_<start>_<end>.mp4` |
 
