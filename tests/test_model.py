@@ -327,3 +327,25 @@ def test_convert_open_clip_state_splits_fused_projections():
     assert torch.equal(out["decoder.cross_blocks.0.attn.kv.weight"], torch.arange(4.0, 12.0).view(4, 2))
     assert torch.equal(out["visual.gen_pooler.attn.kv.weight"], torch.cat([torch.zeros(2, 3), torch.ones(2, 3)]))
     assert "text.blocks.1.mlp.fc.weight" in out and not any("attn_mask" in k for k in out)
+
+
+def test_answer_log_likelihoods_reuse_the_prefix_and_equal_full_teacher_forced_passes():
+    from coca_bench.model import load_model
+    from coca_bench.model.scoring import answer_log_likelihoods_reference
+
+    model = load_model("tiny-random-s0")
+    torch.manual_seed(0)
+    pixels = torch.randn(2, 3, 64, 64)
+    prompts = ["question: what colour is the square? answer:", "question: how many shapes? answer:"]
+    candidates = ["red", "dark blue", "2", "yes", "a very long answer indeed"]
+    fast = model.answer_log_likelihoods(pixels, prompts, candidates)
+    t = model.tokenizer
+    strip = lambda row: row.tolist()[: row.tolist().index(t.eot_id)]  # noqa: E731
+    prompt_ids = [strip(row) for row in t(prompts)]
+    candidate_ids = [strip(row)[1:] + [t.eot_id] for row in t(candidates)]
+    slow = answer_log_likelihoods_reference(model.network, pixels, prompt_ids, candidate_ids)
+    assert fast.shape == (2, 5)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-5)
+    assert fast[0].argmax() != fast[0].argmin()  # the candidates are told apart
+    with pytest.raises(ValueError, match="one prompt per image"):
+        model.answer_log_likelihoods(pixels, prompts[:1], candidates)

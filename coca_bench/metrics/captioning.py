@@ -181,6 +181,8 @@ def caption_metrics(
     from pycocoevalcap.rouge.rouge import Rouge
 
     keys = _check_captions(predictions, references)
+    if spice is True and (reason := spice_unavailable_reason()) is not None:
+        raise RuntimeError(f"SPICE was required (spice=True) but cannot be computed: {reason}")
     _java()
     # Scorers get positions 0..n-1 as keys (any hashable id works, and SPICE's JSON round trip keeps ints); one
     # tokenizer call covers references and predictions, which is equivalent since each line is tokenized alone.

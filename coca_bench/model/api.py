@@ -18,6 +18,7 @@ from .checkpoints import load_checkpoint
 from .coca import CoCa
 from .generation import GenerationConfig, generate
 from .preprocess import build_preprocess, preprocess_fingerprint
+from .scoring import continuation_log_likelihoods
 from .tokenizer import build_tokenizer
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -154,6 +155,20 @@ class CocaModel:
         cfg.check_fits(self.config.text.context_length)  # before the image encoder runs
         image_tokens = self.network.image_features(self._pixels(pixels))[1]
         return generate(self.network, image_tokens, cfg)
+
+    @torch.no_grad()
+    def answer_log_likelihoods(self, pixels: torch.Tensor, prompts: list[str], candidates: list[str]) -> torch.Tensor:
+        """``[B, C]``: log p(candidate, end | image b, prompt b) under the captioning decoder, for ranking answers.
+
+        Each image's prompt prefix is decoded once with the KV cache and shared by every candidate.
+        """
+        if len(prompts) != pixels.shape[0]:
+            raise ValueError(f"expected one prompt per image ({pixels.shape[0]}), got {len(prompts)}.")
+        image_tokens = self.network.image_features(self._pixels(pixels))[1]
+        t = self.tokenizer
+        return continuation_log_likelihoods(
+            self.network, image_tokens, t(prompts).to(self.device), t(candidates).to(self.device), t.eot_id, t.pad_id
+        )
 
     def caption(self, pixels: torch.Tensor, strategy: str = "beam", **options) -> list[str]:
         return self.tokenizer.batch_decode(self.generate(pixels, strategy, **options))
