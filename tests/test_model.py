@@ -349,3 +349,28 @@ def test_answer_log_likelihoods_reuse_the_prefix_and_equal_full_teacher_forced_p
     assert fast[0].argmax() != fast[0].argmin()  # the candidates are told apart
     with pytest.raises(ValueError, match="one prompt per image"):
         model.answer_log_likelihoods(pixels, prompts[:1], candidates)
+
+
+def test_greedy_after_a_prompt_continues_the_prompt_like_the_teacher_forced_argmax():
+    from coca_bench.model import load_model
+
+    model = load_model("tiny-random-s0")
+    torch.manual_seed(1)
+    pixels = torch.randn(2, 3, 64, 64)
+    prompt = "question: what colour is it? answer:"
+    ids = model.generate(pixels, "greedy", prompt=prompt, max_new_tokens=4, min_new_tokens=0)
+    prompt_ids = model.tokenizer([prompt])[0].tolist()
+    prompt_ids = prompt_ids[: prompt_ids.index(model.tokenizer.eot_id)]
+    assert ids[:, : len(prompt_ids)].tolist() == [prompt_ids, prompt_ids]
+    for row in range(2):  # each new token is the argmax of a full teacher-forced pass over what precedes it
+        for position in range(len(prompt_ids), ids.shape[1] - 1):
+            sequence = ids[row, :position].tolist()
+            if model.tokenizer.eot_id in sequence:
+                break
+            tokens = torch.tensor([(sequence + [0] * 32)[:32]])
+            logits = model.network(pixels[row : row + 1], tokens)["logits"][0, position - 1]
+            assert int(logits.argmax()) == int(ids[row, position])
+    with pytest.raises(ValueError, match="not beam search"):
+        model.generate(pixels, "beam", prompt=prompt)
+    with pytest.raises(ValueError, match="does not fit"):
+        model.generate(pixels, "greedy", prompt=prompt, max_new_tokens=31)

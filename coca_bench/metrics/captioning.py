@@ -184,18 +184,17 @@ def caption_metrics(
     if spice is True and (reason := spice_unavailable_reason()) is not None:
         raise RuntimeError(f"SPICE was required (spice=True) but cannot be computed: {reason}")
     _java()
-    # Scorers get positions 0..n-1 as keys (any hashable id works, and SPICE's JSON round trip keeps ints); one
-    # tokenizer call covers references and predictions, which is equivalent since each line is tokenized alone.
-    tokens = iter(_ptb_tokenize([c for k in keys for c in references[k]] + [predictions[k] for k in keys]))
-    gts = {i: [next(tokens) for _ in references[k]] for i, k in enumerate(keys)}
-    res = {i: [next(tokens)] for i in range(len(keys))}
-
-    scores: dict[str, float] = {}
-    not_computed: dict[str, str] = {}
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
-    meteor = Meteor()
+    meteor = Meteor()  # starts its JVM now, so METEOR's paraphrase tables load while the tokenizer runs
     try:
+        # Scorers get positions 0..n-1 as keys (any hashable id works, and SPICE's JSON round trip keeps ints);
+        # one tokenizer call covers references and predictions, equivalent since each line is tokenized alone.
+        tokens = iter(_ptb_tokenize([c for k in keys for c in references[k]] + [predictions[k] for k in keys]))
+        gts = {i: [next(tokens) for _ in references[k]] for i, k in enumerate(keys)}
+        res = {i: [next(tokens)] for i in range(len(keys))}
+        scores: dict[str, float] = {}
+        not_computed: dict[str, str] = {}
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
         scores["METEOR"] = float(meteor.compute_score(gts, res)[0])
     finally:
         del meteor  # its __del__ stops the METEOR JVM now rather than at some later garbage collection

@@ -149,12 +149,24 @@ class CocaModel:
 
     # -------------------------------------------------------------------------------------------------- generate
     @torch.no_grad()
-    def generate(self, pixels: torch.Tensor, strategy: str = "beam", **options) -> torch.Tensor:
-        """Token ids [B, L] (start token first, ``pad_id`` after the end token). Options: see GenerationConfig."""
+    def generate(
+        self, pixels: torch.Tensor, strategy: str = "beam", prompt: str | None = None, **options
+    ) -> torch.Tensor:
+        """Token ids [B, L] (start token first, ``pad_id`` after the end token). Options: see GenerationConfig.
+
+        ``prompt``: text fed after the start token for every image before generating (greedy and sampling); the
+        returned ids begin with the start token and the prompt.
+        """
         cfg = GenerationConfig(strategy=strategy, **options)  # validates
-        cfg.check_fits(self.config.text.context_length)  # before the image encoder runs
+        prompt_ids = None
+        if prompt is not None:
+            if strategy == "beam":
+                raise ValueError("a prompt is supported for greedy and sampling strategies, not beam search.")
+            ids = self.tokenizer([prompt])[0].tolist()
+            prompt_ids = torch.tensor([ids[: ids.index(self.tokenizer.eot_id)]] * pixels.shape[0], device=self.device)
+        cfg.check_fits(self.config.text.context_length, 1 if prompt_ids is None else prompt_ids.shape[1])
         image_tokens = self.network.image_features(self._pixels(pixels))[1]
-        return generate(self.network, image_tokens, cfg)
+        return generate(self.network, image_tokens, cfg, prompt_ids)
 
     @torch.no_grad()
     def answer_log_likelihoods(self, pixels: torch.Tensor, prompts: list[str], candidates: list[str]) -> torch.Tensor:

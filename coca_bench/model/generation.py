@@ -69,24 +69,27 @@ class GenerationConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def check_fits(self, context_length: int) -> None:
-        """Generated ids count the start token, as the tokenizer's context does, so that every token sits at a text
-        position the model has (never the [CLS]'s) and a caption can be fed back (``caption_loss``, ``encode_text``):
-        ``1 + max_new_tokens <= context_length``. Checked before any network runs, for every strategy."""
-        limit = context_length - 1
+    def check_fits(self, context_length: int, prompt_length: int = 1) -> None:
+        """Generated ids count the start token (and any prompt), as the tokenizer's context does, so that every token
+        sits at a text position the model has (never the [CLS]'s) and a caption can be fed back (``caption_loss``,
+        ``encode_text``): ``prompt_length + max_new_tokens <= context_length``. Checked before any network runs."""
+        limit = context_length - prompt_length
         if self.max_new_tokens > limit:
+            what = "the start token" if prompt_length == 1 else f"the start token and prompt ({prompt_length} tokens)"
             raise ValueError(
-                f"max_new_tokens={self.max_new_tokens} does not fit the text context: the start token plus "
-                f"{self.max_new_tokens} new tokens need {self.max_new_tokens + 1} positions but this model's context "
-                f"length is {context_length}, so use max_new_tokens <= {limit}."
+                f"max_new_tokens={self.max_new_tokens} does not fit the text context: {what} plus "
+                f"{self.max_new_tokens} new tokens need {self.max_new_tokens + prompt_length} positions but this "
+                f"model's context length is {context_length}, so use max_new_tokens <= {limit}."
             )
 
 
 def _apply_min_length_and_repetition_penalty(
-    scores: torch.Tensor, prefix: torch.Tensor, cfg: GenerationConfig, eos: int
+    scores: torch.Tensor, prefix: torch.Tensor, cfg: GenerationConfig, eos: int, prompt_length: int = 1
 ) -> torch.Tensor:
-    """End-of-text masked before the minimum length, then the repetition penalty, in Hugging Face's semantics."""
-    if prefix.shape[1] < cfg.min_new_tokens + 1:
+    """End-of-text masked before the minimum length, then the repetition penalty, in Hugging Face's semantics.
+
+    ``prompt_length`` tokens of ``prefix`` (the start token, and any prompt) do not count as new tokens."""
+    if prefix.shape[1] - prompt_length < cfg.min_new_tokens:
         scores = scores.clone()
         scores[:, eos] = float("-inf")
     if cfg.repetition_penalty != 1.0:
@@ -110,31 +113,46 @@ def _warp(scores: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
-    """Token ids [B, L]: start token first, end-of-text after the caption, ``pad_id`` after that."""
-    cfg.check_fits(model.cfg.text.context_length)
+def generate(
+    model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig, prompt: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Token ids [B, L]: start token first, end-of-text after the caption, ``pad_id`` after that.
+
+    ``prompt`` ``[B, P]`` (start token first, no end token, one length for the batch) is fed before generating, as
+    for VQA's ``question: ... answer:``; the returned ids begin with it. Greedy and sampling only.
+    """
+    if cfg.strategy == "beam" and prompt is not None:
+        raise ValueError("a prompt is supported for greedy and sampling strategies, not beam search.")
+    cfg.check_fits(model.cfg.text.context_length, 1 if prompt is None else prompt.shape[1])
     if cfg.strategy == "beam":
         return _beam_search(model, image_tokens, cfg)
-    return _sample(model, image_tokens, cfg)
+    return _sample(model, image_tokens, cfg, prompt)
 
 
-def _sample(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor:
+def _sample(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig, prompt: torch.Tensor | None) -> torch.Tensor:
     t = model.cfg.text
-    batch, max_len = image_tokens.shape[0], cfg.max_new_tokens + 1
+    batch = image_tokens.shape[0]
+    if prompt is None:
+        prompt = torch.full((batch, 1), t.sot_id, dtype=torch.long, device=image_tokens.device)
+    prompt_length = prompt.shape[1]
+    max_len = prompt_length + cfg.max_new_tokens
     out = torch.full((batch, max_len), t.pad_id, dtype=torch.long, device=image_tokens.device)
-    out[:, 0] = t.sot_id
+    out[:, :prompt_length] = prompt
     generator = None
     if cfg.strategy != "greedy":
         generator = torch.Generator(device=image_tokens.device).manual_seed(cfg.seed)
     session = model.start_decoding(image_tokens, max_len, cfg.use_cache)
     active = torch.arange(batch, device=image_tokens.device)
-    logits = session.step(out[:, 0])
-    length = 1
+    for position in range(prompt_length):
+        logits = session.step(out[:, position])
+    length = prompt_length
     while True:
         if length + 1 == max_len:  # the last position is forced to end-of-text, as in open_clip
             tokens = torch.full_like(active, t.eot_id)
         else:
-            scores = _apply_min_length_and_repetition_penalty(logits.float(), out[active, :length], cfg, t.eot_id)
+            scores = _apply_min_length_and_repetition_penalty(
+                logits.float(), out[active, :length], cfg, t.eot_id, prompt_length
+            )
             if cfg.strategy == "greedy":
                 tokens = scores.argmax(dim=-1)
             else:

@@ -1,0 +1,296 @@
+"""Captioning metrics: hand-computed values, and agreement with pycocoevalcap's own scorers on the same input.
+
+The Java steps (PTB tokenizer, METEOR) cost seconds per call, so one module-scoped fixture runs ``caption_metrics``
+and pycocoevalcap's scorers once on a small corpus and the tests share the results. The CIDEr-D tests need no Java.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from coca_bench.metrics import captioning
+from coca_bench.metrics.captioning import (
+    METRIC_NAMES,
+    CaptionScores,
+    CiderCorpus,
+    JavaMissingError,
+    caption_metrics,
+    cider_d,
+    nocaps_domain_cider,
+    spice_unavailable_reason,
+    tokenize_captions,
+)
+
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="captioning metrics need Java (PTB tokenizer)")
+
+# Raw captions: upper case and punctuation exercise the PTB tokenizer; image 103 has an empty prediction.
+PREDICTIONS = {101: "A dog runs on the green grass.", 102: "Two cats, sleeping!", 103: ""}
+REFERENCES = {
+    101: ["A dog is running on grass.", "The dog runs across the lawn."],
+    102: ["Two cats sleep on a sofa.", "Cats asleep on the couch."],
+    103: ["A red car.", "A car parked on the street."],
+}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``caption_metrics`` and pycocoevalcap's COCOEvalCap steps, run once on the same corpus (SPICE jars hidden)."""
+    if shutil.which("java") is None:
+        pytest.skip("captioning metrics need Java (PTB tokenizer, METEOR)")
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor import meteor as meteor_module
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    absent = tmp_path_factory.mktemp("no_spice")
+    # One METEOR JVM (~6 s to start) serves both runs: each EVAL request to it is scored independently.
+    shared_meteor = Meteor()
+    with pytest.MonkeyPatch.context() as mp:
+        # Whether or not this machine has the SPICE jars, the fixture sees none: SPICE must be reported, not run.
+        mp.setattr(captioning, "_spice_jar_paths", lambda: [str(absent / "corenlp.jar"), str(absent / "models.jar")])
+        mp.setattr(meteor_module, "Meteor", lambda: shared_meteor)
+        result = caption_metrics(PREDICTIONS, REFERENCES)
+
+    # pycocoevalcap run directly, step by step as COCOEvalCap.evaluate does.
+    gts = PTBTokenizer().tokenize({k: [{"caption": c} for c in refs] for k, refs in REFERENCES.items()})
+    res = PTBTokenizer().tokenize({k: [{"caption": c}] for k, c in PREDICTIONS.items()})
+    direct = {
+        "bleu": Bleu(4).compute_score(gts, res, verbose=0)[0],
+        "METEOR": shared_meteor.compute_score(gts, res)[0],
+        "ROUGE_L": Rouge().compute_score(gts, res)[0],
+        "cider": Cider().compute_score(gts, res),
+    }
+    return {"result": result, "gts": gts, "res": res, "direct": direct}
+
+
+# --- caption_metrics ------------------------------------------------------------------------------------------------
+
+
+def test_bleu_1_hand_computed(scored):
+    # Tokenized: 101 "a dog runs on the green grass" (7 words; all but "green" occur in a reference: 6 correct),
+    # reference lengths 6, 6 -> closest 6. 102 "two cats sleeping" (3 words; "two", "cats" correct: 2), reference
+    # lengths 6, 5 -> closest 5. 103 "" (0 words), reference lengths 3, 6 -> closest 3.
+    # Corpus: correct 8 of 10 guessed unigrams; test length 10 < reference length 14 -> brevity penalty
+    # exp(1 - 14/10). BLEU-1 = 8/10 * exp(-0.4) = 0.53625603...
+    expected = 0.8 * math.exp(1 - 14 / 10)
+    assert scored["result"].scores["Bleu_1"] == pytest.approx(expected, rel=1e-8)
+
+
+def test_tokenization_is_ptb_lowercase_without_punctuation(scored):
+    result = scored["result"]
+    assert result.tokenized_predictions == {101: "a dog runs on the green grass", 102: "two cats sleeping", 103: ""}
+    assert result.tokenized_references[103] == ["a red car", "a car parked on the street"]
+    # ... and identical to pycocoevalcap's own PTBTokenizer wrapper.
+    assert result.tokenized_predictions == {k: v[0] for k, v in scored["res"].items()}
+    assert result.tokenized_references == scored["gts"]
+
+
+def test_caption_metrics_equal_pycocoevalcap_scorers(scored):
+    result: CaptionScores = scored["result"]
+    direct = scored["direct"]
+    expected = {f"Bleu_{n + 1}": b for n, b in enumerate(direct["bleu"])}
+    expected.update(METEOR=direct["METEOR"], ROUGE_L=direct["ROUGE_L"], CIDEr=direct["cider"][0])
+    assert set(result.scores) == set(expected)
+    for name, value in expected.items():
+        assert result.scores[name] == pytest.approx(value, abs=1e-12), name
+    assert result.per_image_cider == pytest.approx(dict(zip(scored["gts"], direct["cider"][1])), abs=1e-12)
+    assert result.scores["CIDEr"] < 10  # pycocoevalcap's scale, not the papers' x100
+    assert result.per_image_cider[103] == 0.0  # the empty prediction scores 0 rather than failing
+
+
+def test_spice_is_reported_not_computed_when_its_jars_are_absent(scored):
+    result = scored["result"]
+    assert "SPICE" not in result.scores
+    assert "3.6.0" in result.not_computed["SPICE"] and "missing" in result.not_computed["SPICE"]
+    assert set(result.scores) | set(result.not_computed) == set(METRIC_NAMES)
+
+
+def test_spice_jar_detection_looks_where_pycocoevalcap_does(monkeypatch, tmp_path):
+    import pycocoevalcap.spice.spice as spice_module
+
+    lib = os.path.join(os.path.dirname(os.path.abspath(spice_module.__file__)), "lib")
+    main, models = (os.path.abspath(p) for p in captioning._spice_jar_paths())
+    assert main == os.path.join(lib, "stanford-corenlp-3.6.0.jar")
+    assert models == os.path.join(lib, "stanford-corenlp-3.6.0-models.jar")
+
+    jars = [tmp_path / "corenlp.jar", tmp_path / "models.jar"]
+    monkeypatch.setattr(captioning, "_spice_jar_paths", lambda: [str(p) for p in jars])
+    jars[0].write_bytes(b"")
+    assert "models.jar" in spice_unavailable_reason() and "corenlp.jar" not in spice_unavailable_reason()
+    jars[1].write_bytes(b"")
+    assert spice_unavailable_reason() is None
+
+
+def test_spice_required_but_unavailable_raises_before_any_work(monkeypatch, tmp_path):
+    monkeypatch.setattr(captioning, "_spice_jar_paths", lambda: [str(tmp_path / "absent.jar")])
+    monkeypatch.setenv("PATH", str(tmp_path))  # it must fail on SPICE before it even looks for Java
+    with pytest.raises(RuntimeError, match="spice=True"):
+        caption_metrics(PREDICTIONS, REFERENCES, spice=True)
+
+
+def test_java_missing_error_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no java anywhere on PATH
+    with pytest.raises(JavaMissingError, match="default-jre-headless") as info:
+        caption_metrics(PREDICTIONS, REFERENCES)
+    assert isinstance(info.value, RuntimeError) and "METEOR" in str(info.value)
+    monkeypatch.setattr(captioning.shutil, "which", lambda name: None)
+    with pytest.raises(JavaMissingError, match="PTB tokenisation"):
+        tokenize_captions({1: ["A caption."]})
+
+
+@needs_java
+def test_tokenize_turns_java_line_breaks_into_spaces_instead_of_shifting_captions():
+    # pycocoevalcap's own wrapper would split "line\rbreak" into two lines and give "b" the caption "break".
+    tokens = tokenize_captions({"a": ["Line\rbreak.", "X\u2028Y\x0cZ"], "b": ["Next one!"]})
+    assert tokens == {"a": ["line break", "x y z"], "b": ["next one"]}
+
+
+@pytest.mark.parametrize(
+    ("predictions", "references", "error", "match"),
+    [
+        ({1: "a"}, {2: ["a"]}, ValueError, "same image ids"),
+        ({1: "a", 2: "b"}, {1: ["a"]}, ValueError, "same image ids"),
+        ({1: "a"}, {1: []}, ValueError, "at least one reference"),
+        ({1: None}, {1: ["a"]}, TypeError, "one caption string"),
+        ({1: ["a"]}, {1: ["a"]}, TypeError, "one caption string"),
+        ({1: "a"}, {1: "a dog"}, TypeError, "list of caption strings"),
+        ({1: "a"}, {1: ["a", 3]}, TypeError, "only strings"),
+        ({}, {}, ValueError, "no predictions"),
+    ],
+)
+def test_caption_metrics_validates_inputs(predictions, references, error, match, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # validation comes first, so these fail the same way without Java
+    with pytest.raises(error, match=match):
+        caption_metrics(predictions, references)
+
+
+# --- CIDEr-D --------------------------------------------------------------------------------------------------------
+
+
+def test_cider_d_hand_computed_two_image_corpus():
+    # Image A: prediction "dog dog runs", references "dog runs", "cat runs".  Image B: "cat sits" vs "cat sits".
+    # N = 2 documents, so idf(g) = ln 2 - ln(max(1, df(g))), with df counted over each image's reference n-grams:
+    #   "cat" is in both images' references -> df 2 -> idf 0; every other n-gram has df 1 (or 0 for "dog dog",
+    #   which is in no reference) -> idf L = ln 2.
+    # A's prediction vectors (tf * idf): 1-grams {dog: 2L, runs: L} (norm sqrt(5) L); 2-grams {dog dog: L,
+    #   dog runs: L} (norm sqrt(2) L); 3-gram {dog dog runs: L}. Its length (pycocoevalcap counts bigrams) is 2.
+    # vs "dog runs": 1-grams {dog: L, runs: L} (norm sqrt(2) L); clipped dot = min(2L, L) L + L L = 2 L^2, so
+    #   cos1 = 2 / sqrt(10); 2-grams {dog runs: L}: cos2 = L^2 / (sqrt(2) L * L) = 1 / sqrt(2); no 3/4-grams: 0.
+    #   Length 1 -> delta 1 -> penalty exp(-1 / 72).
+    # vs "cat runs": 1-grams {cat: 0, runs: L} (norm L): cos1 = L^2 / (sqrt(5) L * L) = 1 / sqrt(5); 2-gram
+    #   {cat runs: L} shares nothing: 0. Penalty exp(-1 / 72).
+    # CIDEr-D(A) = 10 * (1 / 2 refs) * (1 / 4 n) * exp(-1/72) * (2/sqrt(10) + 1/sqrt(2) + 1/sqrt(5)).
+    # B: 1-grams {cat: 0, sits: L}, 2-gram {cat sits: L} on both sides: cos1 = cos2 = 1, penalty 1:
+    # CIDEr-D(B) = 10 * (1 + 1) / 4 = 5.
+    cider_a = 10 / 2 / 4 * math.exp(-1 / 72) * (2 / math.sqrt(10) + 1 / math.sqrt(2) + 1 / math.sqrt(5))
+    corpus, per_item = cider_d(["dog dog runs", "cat sits"], [["dog runs", "cat runs"], ["cat sits"]])
+    assert per_item == pytest.approx([cider_a, 5.0], abs=1e-12)
+    assert corpus == pytest.approx((cider_a + 5.0) / 2, abs=1e-12)
+
+
+def _random_corpus(seed: int, size: int) -> tuple[list[str], list[list[str]]]:
+    """Small-vocabulary captions so n-grams repeat across images; includes empty and repetitive captions."""
+    rng = random.Random(seed)
+    words = "a the dog dogs cat man on in with red runs sits grass street two of is playing".split()
+
+    def sentence(shortest: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(shortest, 12)))
+
+    predictions = [sentence(0) for _ in range(size)]
+    predictions[0], predictions[1] = "", "dog dog dog runs runs"
+    references = [[sentence(1) for _ in range(rng.randint(1, 5))] for _ in range(size)]
+    references[2].append("")  # an empty reference (e.g. a caption that was only punctuation)
+    return predictions, references
+
+
+def _pycocoevalcap_cider(predictions, references, indices) -> tuple[float, list[float]]:
+    """pycocoevalcap's Cider on the resample, each position relabelled with its own key so duplicates survive."""
+    from pycocoevalcap.cider.cider import Cider
+
+    gts = {pos: list(references[i]) for pos, i in enumerate(indices)}
+    res = {pos: [predictions[i]] for pos, i in enumerate(indices)}
+    score, scores = Cider().compute_score(gts, res)
+    return float(score), [float(s) for s in scores]
+
+
+def test_cider_d_equals_pycocoevalcap():
+    predictions, references = _random_corpus(seed=1, size=60)
+    expected, expected_items = _pycocoevalcap_cider(predictions, references, range(60))
+    score, items = cider_d(predictions, references)
+    assert abs(score - expected) < 1e-9
+    assert np.max(np.abs(np.array(items) - expected_items)) < 1e-9
+
+
+def test_cider_corpus_equals_pycocoevalcap_on_resamples_with_duplicates():
+    predictions, references = _random_corpus(seed=2, size=50)
+    corpus = CiderCorpus(predictions, references)
+    full_items = corpus.item_scores()
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 17, 50, 120):
+        indices = rng.integers(0, 50, size=size)
+        if size == 2:
+            indices = np.array([5, 5])  # one image twice: each copy is its own document
+        expected, expected_items = _pycocoevalcap_cider(predictions, references, indices.tolist())
+        assert abs(corpus.score(indices) - expected) < 1e-9, size
+        assert np.max(np.abs(corpus.item_scores(indices) - expected_items)) < 1e-9, size
+        assert cider_d([predictions[i] for i in indices], [references[i] for i in indices])[0] == pytest.approx(
+            expected, abs=1e-9
+        )
+        if size in (17, 120):
+            # The idf changes with the resample, so the corpus score is not the mean of the full-set item scores.
+            assert abs(full_items[indices].mean() - expected) > 1e-6
+
+
+def test_cider_corpus_validates_inputs():
+    with pytest.raises(ValueError, match="equal length"):
+        CiderCorpus(["a"], [["a"], ["b"]])
+    with pytest.raises(ValueError, match="no captions"):
+        CiderCorpus([], [])
+    with pytest.raises(ValueError, match="non-empty list"):
+        CiderCorpus(["a"], [[]])
+    with pytest.raises(ValueError, match="non-empty list"):
+        CiderCorpus(["a"], ["a dog"])
+    corpus = CiderCorpus(["a", "b"], [["a"], ["b"]])
+    with pytest.raises(IndexError, match=r"\[0, 2\)"):
+        corpus.score([0, 2])
+    with pytest.raises(ValueError, match="non-empty"):
+        corpus.score([])
+    with pytest.raises(TypeError, match="integer"):
+        corpus.score([0.0, 1.0])
+
+
+# --- NoCaps domains -------------------------------------------------------------------------------------------------
+
+
+def test_nocaps_domains_score_each_subset_as_its_own_corpus():
+    predictions, references = _random_corpus(seed=3, size=45)
+    keys = [f"img{i}" for i in range(45)]
+    domain_of = ["in-domain"] * 8 + ["near-domain"] * 25 + ["out-domain"] * 12
+    result = nocaps_domain_cider(dict(zip(keys, predictions)), dict(zip(keys, references)), dict(zip(keys, domain_of)))
+    assert list(result) == ["in-domain", "near-domain", "out-domain", "entire"]
+    for domain in ("in-domain", "near-domain", "out-domain"):
+        subset = [i for i, d in enumerate(domain_of) if d == domain]
+        assert result[domain] == pytest.approx(_pycocoevalcap_cider(predictions, references, subset)[0], abs=1e-9)
+    entire, entire_items = _pycocoevalcap_cider(predictions, references, range(45))
+    assert result["entire"] == pytest.approx(entire, abs=1e-9)
+    # Not the full-set per-image scores averaged within a domain (that would reuse the entire split's idf).
+    assert abs(np.mean(entire_items[:8]) - result["in-domain"]) > 1e-6
+
+
+def test_nocaps_domains_validate_labels_and_report_empty_domains_as_nan():
+    predictions = {1: "a dog", 2: "a cat"}
+    references = {1: ["a dog"], 2: ["a cat"]}
+    result = nocaps_domain_cider(predictions, references, {1: "near-domain", 2: "near-domain"})
+    assert math.isnan(result["in-domain"]) and math.isnan(result["out-domain"])
+    with pytest.raises(ValueError, match="Unknown NoCaps domain"):
+        nocaps_domain_cider(predictions, references, {1: "in_domain", 2: "near-domain"})
+    with pytest.raises(ValueError, match="exactly the image ids"):
+        nocaps_domain_cider(predictions, references, {1: "in-domain"})
