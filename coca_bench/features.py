@@ -149,7 +149,7 @@ class FeatureExtractor:
     def embed_images(self, samples: Sequence[Any], normalize: bool = True) -> ImageEmbeddings:
         """Contrastive embeddings ``[kept, D]`` of the images at ``sample.path``; unreadable ones become
         :class:`Skip` (fatal if strict)."""
-        encode = lambda pixels: self._encode_batch(self.model.encode_image, pixels, normalize=normalize)  # noqa: E731
+        encode = lambda pixels, _: self._encode_batch(self.model.encode_image, pixels, normalize=normalize)  # noqa: E731
         return self._images("image", {"normalize": normalize}, samples, encode)
 
     def image_tokens(self, samples: Sequence[Any], storage: str = "fp16") -> ImageEmbeddings:
@@ -161,8 +161,71 @@ class FeatureExtractor:
         if storage not in _STORAGE_DTYPES:
             raise ValueError(f"storage must be one of {sorted(_STORAGE_DTYPES)}, not {storage!r}.")
         dtype = _STORAGE_DTYPES[storage]
-        encode = lambda pixels: self._encode_batch(self.model.image_tokens, pixels).astype(dtype)  # noqa: E731
+        encode = lambda pixels, _: self._encode_batch(self.model.image_tokens, pixels).astype(dtype)  # noqa: E731
         return self._images("image_tokens", {"storage": storage}, samples, encode)
+
+    # ------------------------------------------------------------------ image + text (VQA)
+    def answer_scores(
+        self, samples: Sequence[Any], prompts: Sequence[str], candidates: Sequence[str]
+    ) -> ImageEmbeddings:
+        """``vectors[i, c]`` = log p(candidate c | image i, prompt i) (:meth:`CocaModel.answer_log_likelihoods`).
+
+        Keyed by each image's bytes and its prompt, plus the candidate list: a rerun or a resumed run scores only
+        what is missing.
+        """
+        candidates = list(candidates)
+
+        def score(pixels: torch.Tensor, positions: list[int]) -> np.ndarray:
+            with torch.no_grad(), self.model.autocast(self.settings.precision):
+                out = self.model.answer_log_likelihoods(
+                    pixels.to(self.settings.device), [prompts[p] for p in positions], candidates
+                )
+            return out.float().cpu().numpy()
+
+        params = {"candidates_sha256": sha256_text("\n".join(candidates))}
+        return self._images("answer_scores", params, samples, score, texts=prompts)
+
+    def prompted_answers(
+        self, samples: Sequence[Any], prompts: Sequence[str], generation: Mapping[str, Any]
+    ) -> GeneratedCaptions:
+        """Text generated after each item's own prompt (greedy VQA), cached per image bytes, prompt and settings."""
+        settings = dict(generation)
+        tokenizer = self.model.tokenizer
+        length = self.model.config.text.context_length
+
+        def answer(pixels: torch.Tensor, positions: list[int]) -> np.ndarray:
+            rows = torch.full((len(positions), length), tokenizer.pad_id, dtype=torch.int64)
+            for row, position in enumerate(positions):
+                with torch.no_grad(), self.model.autocast(self.settings.precision):
+                    ids = self.model.generate(pixels[row : row + 1].to(self.settings.device), prompt=prompts[position],
+                                              **settings).cpu()  # fmt: skip
+                rows[row, : ids.shape[1]] = ids[0]
+            return rows.numpy()
+
+        result = self._images("prompted_answer", {"generation": settings}, samples, answer, texts=prompts)
+        prompt_lengths = {p: self._prompt_length(p) for p in set(prompts)}
+        position = {str(_field(s, "id")): i for i, s in enumerate(samples)}
+        texts = [
+            tokenizer.decode(row[prompt_lengths[prompts[position[i]]] :].tolist())
+            for i, row in zip(result.ids, result.vectors)
+        ]
+        return GeneratedCaptions(texts, result.vectors, result.ids, result.skipped)
+
+    def multimodal_tokens(self, samples: Sequence[Any], texts: Sequence[str], storage: str = "fp16") -> ImageEmbeddings:
+        """Multimodal-decoder outputs ``[kept, context, width]`` for (image, text) pairs: the VQA probe's input."""
+        dtype = _STORAGE_DTYPES[storage]
+
+        def encode(pixels: torch.Tensor, positions: list[int]) -> np.ndarray:
+            ids = self.model.tokenizer([texts[p] for p in positions])
+            return self._encode_batch(self.model.multimodal_features, pixels, ids=ids.to(self.settings.device)).astype(
+                dtype
+            )
+
+        return self._images("multimodal_tokens", {"storage": storage}, samples, encode, texts=texts)
+
+    def _prompt_length(self, prompt: str) -> int:
+        ids = self.model.tokenizer([prompt])[0].tolist()
+        return ids.index(self.model.tokenizer.eot_id)
 
     def captions(
         self, samples: Sequence[Any], generation: Mapping[str, Any], batch_size: int | None = None
@@ -176,7 +239,7 @@ class FeatureExtractor:
         settings = dict(generation)
         length = int(settings.get("max_new_tokens", 29)) + 1  # the start token, then the new tokens
 
-        def generate(pixels: torch.Tensor) -> np.ndarray:
+        def generate(pixels: torch.Tensor, _: list[int]) -> np.ndarray:
             with torch.no_grad(), self.model.autocast(self.settings.precision):
                 ids = self.model.generate(pixels.to(self.settings.device), **settings).cpu()
             padded = torch.full((ids.shape[0], length), self.model.tokenizer.pad_id, dtype=torch.int64)
@@ -192,14 +255,21 @@ class FeatureExtractor:
         kind: str,
         params: Mapping[str, Any],
         samples: Sequence[Any],
-        encode_pixels: Callable[[torch.Tensor], np.ndarray],
+        encode_pixels: Callable[[torch.Tensor, list[int]], np.ndarray],
         batch_size: int | None = None,
+        texts: Sequence[str] | None = None,
     ) -> ImageEmbeddings:
-        """One cached path for everything computed from images: load in workers, encode in batches, skip failures."""
+        """One cached path for everything computed from images: load in workers, encode in batches, skip failures.
+
+        ``encode_pixels(pixels, positions)`` gets the positions of the batch's items, so per-item inputs (a VQA
+        question) can go with each image; ``texts`` then join each image's bytes in its item key.
+        """
         ids = [str(_field(s, "id")) for s in samples]
         paths = [str(_field(s, "path")) for s in samples]
         with ThreadPoolExecutor(max_workers=4) as pool:  # hashing releases the GIL; IO overlaps
             item_keys = list(pool.map(file_content_key, paths))
+        if texts is not None:
+            item_keys = [sha256_text(f"{key}|{text}") for key, text in zip(item_keys, texts)]
 
         def encode(positions: list[int]) -> Iterator[EncodedItem]:
             loader = DataLoader(
@@ -213,7 +283,8 @@ class FeatureExtractor:
                 for index, reason in failed:
                     yield positions[index], reason
                 if pixels is not None:
-                    yield from ((positions[i], v) for i, v in zip(ok_indices, encode_pixels(pixels)))
+                    batch = [positions[i] for i in ok_indices]
+                    yield from zip(batch, encode_pixels(pixels, batch))
 
         params = {**params, "preprocess": self.model.preprocess_fingerprint}
         vectors, reasons = self._cached(kind, params, item_keys, encode)

@@ -10,6 +10,8 @@ import math
 import os
 import random
 import shutil
+import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -50,24 +52,25 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    absent = tmp_path_factory.mktemp("no_spice")
-    # One METEOR JVM (~6 s to start) serves both runs: each EVAL request to it is scored independently.
-    shared_meteor = Meteor()
-    with pytest.MonkeyPatch.context() as mp:
-        # Whether or not this machine has the SPICE jars, the fixture sees none: SPICE must be reported, not run.
-        mp.setattr(captioning, "_spice_jar_paths", lambda: [str(absent / "corenlp.jar"), str(absent / "models.jar")])
-        mp.setattr(meteor_module, "Meteor", lambda: shared_meteor)
-        result = caption_metrics(PREDICTIONS, REFERENCES)
-
     # pycocoevalcap run directly, step by step as COCOEvalCap.evaluate does.
     gts = PTBTokenizer().tokenize({k: [{"caption": c} for c in refs] for k, refs in REFERENCES.items()})
     res = PTBTokenizer().tokenize({k: [{"caption": c}] for k, c in PREDICTIONS.items()})
+    # One METEOR JVM (~6 s to start) serves both runs; each EVAL request to it is scored independently, and
+    # caption_metrics stops it when done, so the direct call goes first.
+    shared_meteor = Meteor()
     direct = {
         "bleu": Bleu(4).compute_score(gts, res, verbose=0)[0],
         "METEOR": shared_meteor.compute_score(gts, res)[0],
         "ROUGE_L": Rouge().compute_score(gts, res)[0],
         "cider": Cider().compute_score(gts, res),
     }
+    absent = tmp_path_factory.mktemp("no_spice")
+    with pytest.MonkeyPatch.context() as mp:
+        # Whether or not this machine has the SPICE jars, the fixture sees none: SPICE must be reported, not run.
+        mp.setattr(captioning, "_spice_jar_paths", lambda: [str(absent / "corenlp.jar"), str(absent / "models.jar")])
+        mp.setattr(meteor_module, "Meteor", lambda: shared_meteor)
+        result = caption_metrics(PREDICTIONS, REFERENCES)
+    assert shared_meteor.meteor_p.poll() is not None  # caption_metrics stopped the JVM it used
     return {"result": result, "gts": gts, "res": res, "direct": direct}
 
 
@@ -127,6 +130,47 @@ def test_spice_jar_detection_looks_where_pycocoevalcap_does(monkeypatch, tmp_pat
     assert "models.jar" in spice_unavailable_reason() and "corenlp.jar" not in spice_unavailable_reason()
     jars[1].write_bytes(b"")
     assert spice_unavailable_reason() is None
+
+
+class _StubMeteor:
+    """Stands in for METEOR's 6-second JVM where a test is about SPICE handling, not about METEOR."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.meteor_p = subprocess.Popen(["true"])
+
+    def compute_score(self, gts, res):
+        return 0.5, [0.5] * len(gts)
+
+
+class _FailingSpice:
+    def __init__(self) -> None:
+        pass
+
+    def compute_score(self, gts, res):
+        raise subprocess.CalledProcessError(1, ["java", "-jar", "spice-1.0.jar"])
+
+
+@needs_java
+@pytest.mark.parametrize("spice", [None, False, True])
+def test_spice_that_fails_or_is_skipped_is_reported_never_a_number(spice, monkeypatch, tmp_path):
+    from pycocoevalcap.meteor import meteor as meteor_module
+    from pycocoevalcap.spice import spice as spice_module
+
+    jars = [tmp_path / "corenlp.jar", tmp_path / "models.jar"]
+    for jar in jars:
+        jar.write_bytes(b"")  # the jars "exist", so SPICE is attempted, and then its JVM fails
+    monkeypatch.setattr(captioning, "_spice_jar_paths", lambda: [str(p) for p in jars])
+    monkeypatch.setattr(meteor_module, "Meteor", _StubMeteor)
+    monkeypatch.setattr(spice_module, "Spice", _FailingSpice)
+    if spice is True:
+        with pytest.raises(RuntimeError, match="SPICE failed"):
+            caption_metrics(PREDICTIONS, REFERENCES, spice=spice)
+        return
+    result = caption_metrics(PREDICTIONS, REFERENCES, spice=spice)
+    assert "SPICE" not in result.scores and result.scores["METEOR"] == 0.5
+    expected = "SPICE failed (CalledProcessError" if spice is None else "not requested"
+    assert result.not_computed["SPICE"].startswith(expected)
 
 
 def test_spice_required_but_unavailable_raises_before_any_work(monkeypatch, tmp_path):

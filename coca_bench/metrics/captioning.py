@@ -100,7 +100,8 @@ def tokenize_captions(captions: Mapping[K, Sequence[str]]) -> dict[K, list[str]]
     """
     keys = list(captions)
     for key in keys:
-        if isinstance(captions[key], str) or not all(isinstance(c, str) for c in captions[key]):
+        value = captions[key]
+        if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(c, str) for c in value):
             raise TypeError(f"captions[{key!r}] must be a list of strings; got {captions[key]!r}.")
     tokens = iter(_ptb_tokenize([c for key in keys for c in captions[key]]))
     return {key: [next(tokens) for _ in captions[key]] for key in keys}
@@ -165,6 +166,15 @@ def spice_unavailable_reason() -> str | None:
     return None
 
 
+def _stop_meteor(meteor: Any) -> None:
+    """Stop METEOR's JVM now. pycocoevalcap stops it only in ``__del__``, which takes the scorer's lock and so would
+    hang forever after a failed ``compute_score`` that left the lock held."""
+    if meteor.lock.locked():
+        meteor.lock.release()
+    meteor.meteor_p.kill()
+    meteor.meteor_p.wait()
+
+
 def caption_metrics(
     predictions: Mapping[K, str], references: Mapping[K, Sequence[str]], *, spice: bool | None = None
 ) -> CaptionScores:
@@ -197,7 +207,7 @@ def caption_metrics(
         scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
         scores["METEOR"] = float(meteor.compute_score(gts, res)[0])
     finally:
-        del meteor  # its __del__ stops the METEOR JVM now rather than at some later garbage collection
+        _stop_meteor(meteor)
     scores["ROUGE_L"] = float(Rouge().compute_score(gts, res)[0])
     cider, per_image = Cider().compute_score(gts, res)
     scores["CIDEr"] = float(cider)

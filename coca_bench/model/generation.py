@@ -129,7 +129,9 @@ def generate(
     return _sample(model, image_tokens, cfg, prompt)
 
 
-def _sample(model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig, prompt: torch.Tensor | None) -> torch.Tensor:
+def _sample(
+    model: CoCa, image_tokens: torch.Tensor, cfg: GenerationConfig, prompt: torch.Tensor | None
+) -> torch.Tensor:
     t = model.cfg.text
     batch = image_tokens.shape[0]
     if prompt is None:

@@ -1,0 +1,148 @@
+"""VQA v2 with the official accuracy, in three modes (task parameter ``mode``, recorded):
+
+- ``rank`` (zero-shot, default): every candidate answer A (the ``num_candidates`` most frequent answers of the train
+  annotations) is scored by the captioning log-likelihood of ``question: Q answer: A`` given the image; the image and
+  question prefix is decoded once and its KV cache reused for every candidate.
+- ``generate`` (zero-shot): greedy generation after the same prompt, scored after the official normalisation.
+- ``probe``: the paper's classification setup with the encoder and decoder frozen: a new single-query attentional
+  pooler over the multimodal-decoder outputs of (image, prompt) plus a linear classifier over the candidate answers,
+  trained on the train split (softmax cross-entropy on each question's most common answer), seeded.
+
+Accuracy is exactly the official ``vqaEval.py``'s (answer normalisation, min(#matches / 3, 1) over the 10
+leave-one-out subsets), as fractions in [0, 1], overall and per answer type.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
+
+METRICS = (
+    MetricSpec("accuracy", description="official VQA accuracy"),
+    *(MetricSpec(f"accuracy_{t}", aggregation="task") for t in ("yes/no", "number", "other")),
+)
+MODES = ("rank", "generate", "probe")
+PROBE = ("epochs", "lr", "weight_decay", "batch_size", "label_smoothing", "warmup_steps", "num_heads")
+IMAGE_ROOTS = (".", "images", "../coco", "../coco/images")
+
+
+def _params() -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from coca_bench.probes.config import AttentiveProbeConfig  # plain data: no torch at registration
+
+    probe = asdict(AttentiveProbeConfig(label_smoothing=0.0))
+    return {
+        "split": "val2014", "train_split": "train2014", "mode": "rank", "num_candidates": 3129,
+        "prompt": "question: {question} answer:", "max_new_tokens": 8, "image_root": None, "token_storage": "fp16",
+        **{k: probe[k] for k in PROBE},
+    }  # fmt: skip
+
+
+def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
+    from coca_bench.metrics.vqa import vqa_metrics_from_samples
+
+    return vqa_metrics_from_samples(samples)
+
+
+def _items(records: Any) -> list[dict[str, Any]]:
+    return [{"id": str(q.question_id), "path": q.image_path} for q in records.items]
+
+
+def candidate_answers(train: Any, count: int) -> list[str]:
+    """The ``count`` most frequent answers of the training questions (ties: alphabetical), as the 3,129 of VQA v2."""
+    frequency = Counter(q.multiple_choice_answer or "" for q in train.items if q.multiple_choice_answer)
+    return [answer for answer, _ in sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))[:count]]
+
+
+def vqav2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
+    import hashlib
+
+    import numpy as np
+
+    from coca_bench.data import read_vqa
+    from coca_bench.data.layout import relocate_media
+    from coca_bench.metrics.vqa import vqa_accuracy
+
+    if params["mode"] not in MODES:
+        raise ValueError(f"Task parameter mode={params['mode']!r} is not one of {list(MODES)}.")
+    locate = lambda records: relocate_media(  # noqa: E731
+        records, ctx.dataset_dir, IMAGE_ROOTS, "VQA (COCO) images", params["image_root"], field="image_path"
+    )
+    train = ctx.load(locate(read_vqa(ctx.dataset_dir, params["train_split"])), evaluated=False)
+    records = ctx.load(locate(read_vqa(ctx.dataset_dir, params["split"])))
+    candidates = candidate_answers(train, int(params["num_candidates"]))
+    prompt_of = lambda q: params["prompt"].format(question=q.question)  # noqa: E731
+    prompts = [prompt_of(q) for q in records.items]
+
+    if params["mode"] == "rank":
+        scored = ctx.features.answer_scores(_items(records), prompts, candidates)
+        answers = dict(zip(scored.ids, (candidates[i] for i in scored.vectors.argmax(axis=1))))
+    elif params["mode"] == "generate":
+        generated = ctx.features.prompted_answers(
+            _items(records), prompts, {"strategy": "greedy", "max_new_tokens": params["max_new_tokens"]}
+        )
+        answers = dict(zip(generated.ids, generated.texts))
+    else:
+        answers = _probe_answers(ctx, params, train, records, candidates, prompt_of)
+
+    by_id = {str(q.question_id): q for q in records.items}
+    samples = [
+        {
+            "id": qid,
+            "answer": answer,
+            "accuracy": vqa_accuracy(answer, by_id[qid].answers),
+            "answer_type": by_id[qid].answer_type,
+        }  # fmt: skip
+        for qid, answer in answers.items()
+    ]
+    majority = candidates[0] if candidates else ""
+    baseline = float(np.mean([vqa_accuracy(majority, q.answers) for q in records.items])) if records.items else 0.0
+    return TaskResult(
+        samples=samples,
+        extra_config={
+            "mode": params["mode"],
+            "num_candidates": len(candidates),
+            "candidates_sha256": hashlib.sha256("\n".join(candidates).encode("utf-8")).hexdigest(),
+            "majority_answer": majority,
+            "majority_answer_accuracy": baseline,
+        },  # fmt: skip
+    )
+
+
+def _probe_answers(ctx: TaskContext, params: dict[str, Any], train: Any, records: Any, candidates: list[str],
+                   prompt_of: Any) -> dict[str, str]:  # fmt: skip
+    import numpy as np
+
+    from coca_bench.probes.attentive import train_attentive_probe
+    from coca_bench.probes.config import AttentiveProbeConfig
+
+    index = {answer: i for i, answer in enumerate(candidates)}
+    usable = [q for q in train.items if q.multiple_choice_answer in index]  # answers outside the list cannot be learnt
+    storage = params["token_storage"]
+    train_tokens = ctx.features.multimodal_tokens(
+        [{"id": str(q.question_id), "path": q.image_path} for q in usable], [prompt_of(q) for q in usable], storage
+    )
+    label_of = {str(q.question_id): index[q.multiple_choice_answer] for q in usable}
+    config = AttentiveProbeConfig(**{k: params[k] for k in PROBE}, seed=ctx.seed)
+    labels = np.array([label_of[i] for i in train_tokens.ids])
+    probe = train_attentive_probe(train_tokens.vectors, labels, max(len(candidates), 2), config, device=ctx.device)
+    tokens = ctx.features.multimodal_tokens(_items(records), [prompt_of(q) for q in records.items], storage)
+    logits = probe.logits(tokens.vectors, batch_size=ctx.batch_size, device=ctx.device)
+    return {qid: candidates[int(i)] for qid, i in zip(tokens.ids, logits[:, : len(candidates)].argmax(axis=1))}
+
+
+def _inputs(params: dict[str, Any]) -> list[str]:
+    split, train = params["split"], params["train_split"]
+    files = [f"v2_OpenEnded_mscoco_{s}_questions.json" for s in (split, train)]
+    files += [f"v2_mscoco_{s}_annotations.json" for s in (split, train)]
+    return [*files, *([params["image_root"]] if params["image_root"] else [split, train, "images"])]
+
+
+register_task(
+    "vqav2", groups=("image", "vqa", "multimodal"), dataset="vqav2", metrics=METRICS, params=_params(),
+    aggregate=_aggregate, inputs=_inputs,
+    description="VQA v2 (official accuracy): rank candidate answers, generate, or a frozen attentive probe",
+)(vqav2)  # fmt: skip
