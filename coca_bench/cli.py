@@ -223,6 +223,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     features = sys.modules.get("coca_bench.features")  # imports torch: only consult it if the run loaded it
     if features is not None:
         types.append(features.FeatureExtractionError)
+    captioning = sys.modules.get("coca_bench.metrics.captioning")
+    if captioning is not None:
+        types.append(captioning.JavaMissingError)
     return tuple(types)
 
 

@@ -79,6 +79,7 @@ class TaskResult:
     annotation_files: list[Path] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # e.g. collapsed embeddings: kept in the record, printed
+    not_computed: dict[str, str] = field(default_factory=dict)  # declared metric -> why it has no value (SPICE)
 
 
 @dataclass

@@ -381,6 +381,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
         result.extra_config,
         _unique_skips(skipped),
         result.warnings,
+        result.not_computed,
     )
     suite.store.write(run.info, record, result.samples)
     log.info("%s: done in %.1fs", where, wall_time)

@@ -19,8 +19,6 @@ METRICS = tuple(
        for stat in ("median", "mean")]
 )  # fmt: skip
 PARAMS = {"split": "test", "annotation_file": None, "image_root": None}
-ANNOTATION_PLACES = ("dataset_{name}.json", "annotations/dataset_{name}.json", "karpathy/dataset_{name}.json")
-IMAGE_ROOTS = (".", "images", "Images")
 
 
 def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
@@ -32,16 +30,13 @@ def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
 def image_text_retrieval(ctx: TaskContext, params: dict[str, Any], name: str) -> TaskResult:
     import numpy as np
 
-    from coca_bench.data import read_karpathy
-    from coca_bench.data.layout import locate_file, relocate_media
+    from coca_bench.data import find_karpathy
     from coca_bench.metrics.embeddings import collapse_warnings
     from coca_bench.metrics.retrieval import rank_retrieval, retrieval_sample_records
 
-    places = [p.format(name=name) for p in ANNOTATION_PLACES]
-    annotation = locate_file(ctx.dataset_dir, places, f"Karpathy's dataset_{name}.json", params["annotation_file"])
-    split = read_karpathy(ctx.dataset_dir, name, params["split"], annotation_file=annotation)
-    split = relocate_media(split, ctx.dataset_dir, IMAGE_ROOTS, f"{name} images", params["image_root"])
-    records = ctx.load(split)
+    records = ctx.load(
+        find_karpathy(ctx.dataset_dir, name, params["split"], params["annotation_file"], params["image_root"])
+    )
 
     images = ctx.features.embed_images(records.items)
     kept = {record.id: record for record in records.items}
@@ -66,8 +61,9 @@ def _register(task: str, dataset: str, name: str, description: str, media: tuple
         return image_text_retrieval(ctx, params, name)
 
     def inputs(params: dict[str, Any]) -> list[str]:
-        places = [p.format(name=name) for p in ANNOTATION_PLACES]
-        return [*places, *([params["image_root"]] if params["image_root"] else media)]
+        from coca_bench.data.karpathy import karpathy_inputs
+
+        return karpathy_inputs(name, media, params["image_root"])
 
     register_task(
         task, groups=("image", "retrieval", "zeroshot"), dataset=dataset, metrics=METRICS, params=PARAMS,

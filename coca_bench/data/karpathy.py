@@ -61,4 +61,29 @@ def read_karpathy(
     return CaptionSet(items=tuple(items), split=split, annotation_files=(source.path,))
 
 
-__all__ = ["DEFAULT_IMAGE_DIRS", "KARPATHY_SPLITS", "read_karpathy"]
+KARPATHY_FILE_PLACES = ("dataset_{name}.json", "annotations/dataset_{name}.json", "karpathy/dataset_{name}.json")
+KARPATHY_IMAGE_ROOTS = (".", "images", "Images")
+
+
+def find_karpathy(
+    dataset_dir: Path, name: str, split: str = "test", annotation_file: str | None = None, image_root: str | None = None
+) -> CaptionSet[ImageCaptions]:
+    """:func:`read_karpathy` wherever real downloads put the file and the images (``annotations/``, ``images/``...).
+
+    ``annotation_file`` and ``image_root`` (relative to ``dataset_dir`` or absolute) override the search; when
+    nothing is found the error lists every place that was tried.
+    """
+    from coca_bench.data.layout import locate_file, relocate_media
+
+    places = [p.format(name=name) for p in KARPATHY_FILE_PLACES]
+    annotation = locate_file(dataset_dir, places, f"Karpathy's dataset_{name}.json", annotation_file)
+    records = read_karpathy(dataset_dir, name, split, annotation_file=annotation)
+    return relocate_media(records, dataset_dir, KARPATHY_IMAGE_ROOTS, f"{name} images", image_root)
+
+
+def karpathy_inputs(name: str, media: tuple[str, ...], image_root: str | None) -> list[str]:
+    """The paths a Karpathy-split task reads, for its dataset fingerprint."""
+    return [*(p.format(name=name) for p in KARPATHY_FILE_PLACES), *([image_root] if image_root else media)]
+
+
+__all__ = ["DEFAULT_IMAGE_DIRS", "KARPATHY_SPLITS", "find_karpathy", "karpathy_inputs", "read_karpathy"]

@@ -72,6 +72,7 @@ def build_record(
     extra_config: Mapping[str, Any],
     skipped: list[Skip],
     warnings: Sequence[str] = (),
+    not_computed: Mapping[str, str] | None = None,
 ) -> dict:
     """The JSON record of one (checkpoint, task) run: metrics plus everything needed to reproduce them."""
     run = {
@@ -113,6 +114,7 @@ def build_record(
         "git_commit": git_commit(),
         "skipped": [{"id": s.sample_id, "reason": s.reason} for s in skipped],
         "warnings": list(warnings),
+        "not_computed": dict(not_computed or {}),
     }
 
 

@@ -1,0 +1,131 @@
+"""Image captioning: COCO Karpathy test and NoCaps val, scored with pycocoevalcap under its own names and scale.
+
+Captions come from the model's KV-cached ``generate`` through the cached caption path (an interrupted run resumes
+where it stopped). The default generation is open_clip's, so numbers compare with CLIP_benchmark's captioning: beam
+search with 6 beams in 3 groups, raw-logit beam scores, ``seq_len=30`` and ``min_seq_len=5`` as open_clip counts them
+(``max_new_tokens=29``, ``min_new_tokens=4``). Per-sample records keep the PTB-tokenized caption and references, so
+comparison recomputes corpus CIDEr (which is not a mean of per-image values once document frequencies change),
+BLEU and ROUGE-L on every bootstrap resample; METEOR needs Java and is not resampled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
+
+COCO_METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
+NOCAPS_DOMAIN_METRICS = {"CIDEr_in": "in-domain", "CIDEr_near": "near-domain", "CIDEr_out": "out-domain"}
+GENERATION = {
+    "strategy": "beam", "num_beams": 6, "num_beam_groups": 3, "beam_score": "logits", "max_new_tokens": 29,
+    "min_new_tokens": 4, "length_penalty": 1.0, "repetition_penalty": 1.0, "top_k": 50, "top_p": 0.9,
+    "temperature": 1.0,
+}  # fmt: skip
+PARAMS = {"split": "test", "references": "karpathy", "annotation_file": None, "image_root": None,
+          "caption_batch_size": 16, "spice": None, **GENERATION}  # fmt: skip
+
+
+def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
+    """Corpus CIDEr, BLEU-1..4 and ROUGE-L from the stored tokenized captions (positions as keys: resamples repeat)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    from coca_bench.metrics.captioning import CiderCorpus, nocaps_domain_cider
+
+    predictions = [s["caption_tokens"] for s in samples]
+    references = [s["reference_tokens"] for s in samples]
+    res = {i: [p] for i, p in enumerate(predictions)}
+    gts = {i: list(r) for i, r in enumerate(references)}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    rouge, _ = Rouge().compute_score(gts, res)
+    out = {f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)}
+    out.update(ROUGE_L=float(rouge), CIDEr=CiderCorpus(predictions, references).score())
+    if samples and "domain" in samples[0]:
+        domains = nocaps_domain_cider(
+            dict(enumerate(predictions)), gts, {i: s["domain"] for i, s in enumerate(samples)}
+        )
+        out.update({metric: domains[domain] for metric, domain in NOCAPS_DOMAIN_METRICS.items()})
+    return out
+
+
+def captioning(ctx: TaskContext, params: dict[str, Any], records: Any) -> TaskResult:
+    from coca_bench.metrics.captioning import caption_metrics, nocaps_domain_cider
+
+    generation = {key: params[key] for key in GENERATION}
+    generated = ctx.features.captions(records.items, generation, batch_size=params["caption_batch_size"])
+    by_id = {item.id: item for item in records.items}
+    predictions = dict(zip(generated.ids, generated.texts))
+    references = {image_id: list(by_id[image_id].captions) for image_id in generated.ids}
+    scores = caption_metrics(predictions, references, spice=params["spice"])
+    metrics = dict(scores.scores)
+    samples = []
+    for image_id in generated.ids:
+        sample = {
+            "id": image_id, "caption": predictions[image_id], "CIDEr": scores.per_image_cider[image_id],
+            "caption_tokens": scores.tokenized_predictions[image_id],
+            "reference_tokens": scores.tokenized_references[image_id],
+        }  # fmt: skip
+        if by_id[image_id].domain is not None:
+            sample["domain"] = by_id[image_id].domain
+        samples.append(sample)
+    if any(item.domain is not None for item in records.items):
+        domains = nocaps_domain_cider(
+            scores.tokenized_predictions, scores.tokenized_references, {i: by_id[i].domain for i in generated.ids}
+        )
+        metrics.update({metric: domains[domain] for metric, domain in NOCAPS_DOMAIN_METRICS.items()})
+    return TaskResult(
+        metrics=metrics,
+        samples=samples,
+        not_computed=scores.not_computed,
+        extra_config={"generation": generation, "decoding_batch_size": params["caption_batch_size"]},
+    )
+
+
+def coco_captioning(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
+    from coca_bench.data import find_karpathy, read_coco_captions
+
+    records = find_karpathy(ctx.dataset_dir, "coco", params["split"], params["annotation_file"], params["image_root"])
+    if params["references"] == "coco_json":  # the references of captions_val2014.json for the Karpathy test images
+        official = read_coco_captions(
+            ctx.dataset_dir / "annotations" / "captions_val2014.json", ctx.dataset_dir / "val2014",
+            [int(item.id) for item in records.items],
+        )  # fmt: skip
+        captions = {item.id: item.captions for item in official.items}
+        records = type(records)(
+            items=tuple(type(item)(item.id, item.path, captions[item.id], item.domain) for item in records.items),
+            split=records.split,
+            annotation_files=records.annotation_files + official.annotation_files,
+        )
+    elif params["references"] != "karpathy":
+        raise ValueError(f"Task parameter references={params['references']!r} is not 'karpathy' or 'coco_json'.")
+    return captioning(ctx, params, ctx.load(records))
+
+
+def nocaps_captioning(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
+    from coca_bench.data import read_nocaps
+
+    return captioning(ctx, params, ctx.load(read_nocaps(ctx.dataset_dir, params["split"])))
+
+
+def _metrics(extra: tuple[str, ...] = ()) -> tuple[MetricSpec, ...]:
+    return tuple(MetricSpec(name, aggregation="task") for name in (*COCO_METRICS, *extra))
+
+
+def _coco_inputs(params: dict[str, Any]) -> list[str]:
+    from coca_bench.data import karpathy_inputs
+
+    return [*karpathy_inputs("coco", ("val2014", "images/val2014"), params["image_root"]), "annotations"]
+
+
+register_task(
+    "coco_captioning", groups=("image", "captioning"), dataset="coco", metrics=_metrics(), params=PARAMS,
+    aggregate=_aggregate, inputs=_coco_inputs,
+    description="COCO Karpathy test captioning: BLEU, METEOR, ROUGE-L, CIDEr (pycocoevalcap), SPICE when available",
+)(coco_captioning)  # fmt: skip
+
+register_task(
+    "nocaps_captioning", groups=("image", "captioning"), dataset="nocaps",
+    metrics=_metrics(tuple(NOCAPS_DOMAIN_METRICS)), params={**PARAMS, "split": "val"}, aggregate=_aggregate,
+    inputs=("nocaps_val_4500_captions.json", "validation"),
+    description="NoCaps val captioning: the COCO metrics plus CIDEr in-, near- and out-of-domain",
+)(nocaps_captioning)  # fmt: skip
