@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 from pathlib import Path
@@ -258,3 +259,25 @@ def test_comparison_outputs(stored_runs: Path, tmp_path: Path) -> None:
     assert markdown.startswith("# Checkpoint comparison") and "| zeroshot/top1 ↑ |" in markdown
     empty = write_comparison([], tmp_path / "empty")
     assert "Nothing to compare" in empty["md"].read_text()
+
+
+def test_a_task_metric_the_aggregate_cannot_recompute_says_so(tmp_path: Path) -> None:
+    """METEOR needs Java: the captioning aggregate recomputes CIDEr on resamples but not METEOR."""
+
+    def cider_only(samples, params):
+        return {"cider": sum(s["c"] for s in samples) / len(samples)}
+
+    task = spec("captioning", ("cider", "meteor"), cider_only, aggregation="task")
+    for name, values in (("a", [0.1, 0.2, 0.3]), ("b", [0.4, 0.5, 0.6])):
+        samples = [{"id": i, "c": v} for i, v in enumerate(values)]
+        store_result(tmp_path, name, task, samples)
+    # the stored records carry a METEOR the task computed itself
+    for name in ("a", "b"):
+        path = tmp_path / name / "captioning.json"
+        record = json.loads(path.read_text())
+        record["metrics"]["meteor"] = 0.2 if name == "a" else 0.25
+        path.write_text(json.dumps(record))
+    rows = compare_runs(tmp_path, specs={"captioning": task}, n_resamples=50)
+    meteor = _row(rows, "captioning", "meteor").cells["b"]
+    assert math.isnan(meteor.ci_low) and "does not recompute meteor" in meteor.note
+    assert not math.isnan(_row(rows, "captioning", "cider").cells["b"].ci_low)

@@ -141,6 +141,12 @@ def _compare_pair(
         )  # fmt: skip
     except Exception as exc:  # a task aggregate that fails on a resample must not sink the whole comparison
         outcome.notes.append(f"no CI: the task's aggregate failed ({type(exc).__name__}: {exc})")
+        return outcome
+    for metric in by_task:
+        if metric.name not in outcome.intervals and metric.name not in outcome.metric_notes:
+            outcome.metric_notes[metric.name] = (
+                f"no CI: the task's aggregate does not recompute {metric.name} from per-sample records"
+            )
     return outcome
 
 
