@@ -197,6 +197,13 @@ def test_tokenize_turns_java_line_breaks_into_spaces_instead_of_shifting_caption
     assert tokens == {"a": ["line break", "x y z"], "b": ["next one"]}
 
 
+@needs_java
+def test_references_that_tokenize_to_nothing_are_rejected():
+    # pycocoevalcap's Cider would fail with "max() arg is an empty sequence" here.
+    with pytest.raises(ValueError, match="empty after PTB tokenisation"):
+        caption_metrics({1: "A dog."}, {1: ["...", "!"]})
+
+
 @pytest.mark.parametrize(
     ("predictions", "references", "error", "match"),
     [

@@ -201,6 +201,11 @@ def caption_metrics(
         tokens = iter(_ptb_tokenize([c for k in keys for c in references[k]] + [predictions[k] for k in keys]))
         gts = {i: [next(tokens) for _ in references[k]] for i, k in enumerate(keys)}
         res = {i: [next(tokens)] for i in range(len(keys))}
+        if not any(ref for refs in gts.values() for ref in refs):
+            raise ValueError(
+                "Every reference caption is empty after PTB tokenisation (which drops punctuation), so nothing can "
+                "be scored; check the reference captions."
+            )
         scores: dict[str, float] = {}
         not_computed: dict[str, str] = {}
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
