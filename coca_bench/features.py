@@ -122,6 +122,50 @@ def _collate_images(batch: list[tuple[int, torch.Tensor | None, str]]):
     return [i for i, _ in ok], pixels, failed
 
 
+class _VideoFiles(Dataset):
+    """Decodes the planned frames of each clip and preprocesses them exactly like images, in DataLoader workers; a
+    failure is returned as a reason string, so a bad file costs one sample and never a worker."""
+
+    def __init__(self, paths: Sequence[str], plans: Sequence[list[int]], preprocess: Callable, backend: str):
+        self.paths, self.plans, self.preprocess, self.backend = list(paths), list(plans), preprocess, backend
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+        from PIL import Image
+
+        from coca_bench.data import read_frames
+
+        try:
+            frames = read_frames(self.paths[index], self.plans[index], backend=self.backend)
+        except UnreadableMediaError as exc:
+            return index, None, f"unreadable video: {exc.reason}"
+        return index, torch.stack([self.preprocess(Image.fromarray(frame)) for frame in frames]), ""
+
+
+class VideoEmbeddings(NamedTuple):
+    """What was computed for the readable clips, their ids, the skipped ones, and the frames each one used."""
+
+    vectors: np.ndarray
+    ids: list[str]
+    skipped: list[Skip]
+    frame_indices: list[list[int]]
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """Which frames of a clip are encoded: ``num_frames`` by ``mode`` (uniform centres of equal segments, or the
+    first frames), read with ``backend``. Part of every video key and recorded by the tasks."""
+
+    num_frames: int = 16
+    mode: str = "uniform"
+    backend: str = "decord"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"num_frames": self.num_frames, "mode": self.mode, "backend": self.backend}
+
+
 class FeatureExtractor:
     """Encodes inputs in batches with ``model`` and caches the embeddings on disk.
 
@@ -249,6 +293,111 @@ class FeatureExtractor:
         result = self._images("caption", {"generation": settings}, samples, generate, batch_size=batch_size)
         texts = [self.model.tokenizer.decode(row.tolist()) for row in result.vectors]
         return GeneratedCaptions(texts, result.vectors, result.ids, result.skipped)
+
+    # ------------------------------------------------------------------ video
+    def embed_videos(self, clips: Sequence[Any], sampling: FrameSampling) -> VideoEmbeddings:
+        """Zero-shot video embeddings, as in the paper: the mean of the frames' normalised image embeddings,
+        renormalised (:meth:`CocaModel.encode_video`)."""
+        encode = lambda frames, _: self._encode_batch(self.model.encode_video, frames, normalize=True)  # noqa: E731
+        return self._videos("video", {}, clips, sampling, encode)
+
+    def video_tokens(self, clips: Sequence[Any], sampling: FrameSampling, storage: str = "fp16") -> VideoEmbeddings:
+        """Every frame's encoder tokens, spatial x temporal ``[kept, T * tokens, width]``: the video probe's input."""
+        dtype = _STORAGE_DTYPES[storage]
+        encode = lambda frames, _: self._encode_batch(self.model.video_tokens, frames).astype(dtype)  # noqa: E731
+        return self._videos("video_tokens", {"storage": storage}, clips, sampling, encode)
+
+    def video_captions(
+        self, clips: Sequence[Any], sampling: FrameSampling, generation: Mapping[str, Any], pooling: str = "mean",
+        batch_size: int | None = None,
+    ) -> tuple[GeneratedCaptions, list[list[int]]]:  # fmt: skip
+        """Captions of videos (:meth:`CocaModel.generate_video`), cached like image captions; with frame indices."""
+        settings = dict(generation)
+        length = int(settings.get("max_new_tokens", 29)) + 1
+
+        def generate(frames: torch.Tensor, _: list[int]) -> np.ndarray:
+            with torch.no_grad(), self.model.autocast(self.settings.precision):
+                ids = self.model.generate_video(frames.to(self.settings.device), pooling, **settings).cpu()
+            padded = torch.full((ids.shape[0], length), self.model.tokenizer.pad_id, dtype=torch.int64)
+            padded[:, : ids.shape[1]] = ids
+            return padded.numpy()
+
+        params = {"generation": settings, "pooling": pooling}
+        result = self._videos("video_caption", params, clips, sampling, generate, batch_size)
+        texts = [self.model.tokenizer.decode(row.tolist()) for row in result.vectors]
+        return GeneratedCaptions(texts, result.vectors, result.ids, result.skipped), result.frame_indices
+
+    def _frame_plans(self, clips: Sequence[Any], sampling: FrameSampling) -> list[list[int] | str]:
+        """The frame indices of each clip from its container header (no decoding), or why it cannot be read."""
+        from coca_bench.data import UnreadableMediaError
+        from coca_bench.data.video import clip_frame_indices, video_metadata
+
+        def plan(clip: Any) -> list[int] | str:
+            start, end = getattr(clip, "time_start", 0), getattr(clip, "time_end", 0)
+            try:
+                length, fps = video_metadata(_field(clip, "path"), sampling.backend)
+            except UnreadableMediaError as exc:
+                return f"unreadable video: {exc.reason}"
+            window = (float(start), float(end)) if end > start else None
+            return clip_frame_indices(length, fps, sampling.num_frames, sampling.mode, window)  # type: ignore[arg-type]
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(plan, clips))
+
+    def _videos(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        clips: Sequence[Any],
+        sampling: FrameSampling,
+        encode_frames: Callable[[torch.Tensor, list[int]], np.ndarray],
+        batch_size: int | None = None,
+    ) -> VideoEmbeddings:
+        """The video path beside the image path: the same content keys (each file's bytes plus the frames it uses),
+        chunked atomic writes and skip semantics; decoding in DataLoader workers, ``B x T`` frames per forward."""
+        ids = [str(_field(c, "id")) for c in clips]
+        paths = [str(_field(c, "path")) for c in clips]
+        plans = self._frame_plans(clips, sampling)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            file_keys = list(pool.map(file_content_key, paths))
+        item_keys = [sha256_text(f"{key}|{plan}") for key, plan in zip(file_keys, plans)]
+
+        def encode(positions: list[int]) -> Iterator[EncodedItem]:
+            readable = [p for p in positions if not isinstance(plans[p], str)]
+            yield from ((p, plans[p]) for p in positions if isinstance(plans[p], str))  # type: ignore[misc]
+            loader = DataLoader(
+                _VideoFiles(
+                    [paths[p] for p in readable], [plans[p] for p in readable], self.model.preprocess, sampling.backend
+                ),  # fmt: skip
+                batch_size=batch_size or max(1, self.settings.batch_size // sampling.num_frames),
+                num_workers=self.settings.num_workers,
+                collate_fn=_collate_images,
+                shuffle=False,
+            )
+            for ok_indices, frames, failed in loader:
+                for index, reason in failed:
+                    yield readable[index], reason
+                if frames is not None:
+                    batch = [readable[i] for i in ok_indices]
+                    yield from zip(batch, encode_frames(frames, batch))
+
+        vectors, reasons = self._cached(kind, {**params, **sampling.as_dict(), "preprocess": self.model.preprocess_fingerprint},
+                                        item_keys, encode)  # fmt: skip
+        skipped = [Skip(clip_id, reason) for clip_id, reason in zip(ids, reasons) if reason]
+        self.skipped.extend(s for s in skipped if s not in self.skipped)
+        if skipped and self.settings.strict:
+            first = next(i for i, r in enumerate(reasons) if r)
+            raise FeatureExtractionError(
+                f"Cannot read video {paths[first]} (sample {ids[first]!r}): {reasons[first]}; "
+                "fix or remove the file, or run without --strict to record it as skipped."
+            )
+        kept = [i for i, r in enumerate(reasons) if not r]
+        return VideoEmbeddings(
+            _stack([vectors[i] for i in kept]),
+            [ids[i] for i in kept],
+            skipped,
+            [list(plans[i]) for i in kept],  # type: ignore[arg-type]
+        )
 
     def _images(
         self,

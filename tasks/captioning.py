@@ -15,7 +15,7 @@ from typing import Any
 from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
 
 COCO_METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
-NOCAPS_DOMAIN_METRICS = {"CIDEr_in": "in-domain", "CIDEr_near": "near-domain", "CIDEr_out": "out-domain"}
+NOCAPS_DOMAIN_METRICS = ("CIDEr_in", "CIDEr_near", "CIDEr_out")
 GENERATION = {
     "strategy": "beam", "num_beams": 6, "num_beam_groups": 3, "beam_score": "logits", "max_new_tokens": 29,
     "min_new_tokens": 4, "length_penalty": 1.0, "repetition_penalty": 1.0, "top_k": 50, "top_p": 0.9,
@@ -26,57 +26,28 @@ PARAMS = {"split": "test", "references": "karpathy", "annotation_file": None, "i
 
 
 def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
-    """Corpus CIDEr, BLEU-1..4 and ROUGE-L from the stored tokenized captions (positions as keys: resamples repeat)."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.rouge.rouge import Rouge
+    from coca_bench.metrics.captioning import caption_metrics_from_samples
 
-    from coca_bench.metrics.captioning import CiderCorpus, nocaps_domain_cider
-
-    predictions = [s["caption_tokens"] for s in samples]
-    references = [s["reference_tokens"] for s in samples]
-    res = {i: [p] for i, p in enumerate(predictions)}
-    gts = {i: list(r) for i, r in enumerate(references)}
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
-    out = {f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)}
-    out.update(ROUGE_L=float(rouge), CIDEr=CiderCorpus(predictions, references).score())
-    if samples and "domain" in samples[0]:
-        domains = nocaps_domain_cider(
-            dict(enumerate(predictions)), gts, {i: s["domain"] for i, s in enumerate(samples)}
-        )
-        out.update({metric: domains[domain] for metric, domain in NOCAPS_DOMAIN_METRICS.items()})
-    return out
+    return caption_metrics_from_samples(samples)
 
 
 def captioning(ctx: TaskContext, params: dict[str, Any], records: Any) -> TaskResult:
-    from coca_bench.metrics.captioning import caption_metrics, nocaps_domain_cider
+    from coca_bench.metrics.captioning import caption_sample_records
 
     generation = {key: params[key] for key in GENERATION}
     generated = ctx.features.captions(records.items, generation, batch_size=params["caption_batch_size"])
     by_id = {item.id: item for item in records.items}
-    predictions = dict(zip(generated.ids, generated.texts))
-    references = {image_id: list(by_id[image_id].captions) for image_id in generated.ids}
-    scores = caption_metrics(predictions, references, spice=params["spice"])
-    metrics = dict(scores.scores)
-    samples = []
-    for image_id in generated.ids:
-        sample = {
-            "id": image_id, "caption": predictions[image_id], "CIDEr": scores.per_image_cider[image_id],
-            "caption_tokens": scores.tokenized_predictions[image_id],
-            "reference_tokens": scores.tokenized_references[image_id],
-        }  # fmt: skip
-        if by_id[image_id].domain is not None:
-            sample["domain"] = by_id[image_id].domain
-        samples.append(sample)
-    if any(item.domain is not None for item in records.items):
-        domains = nocaps_domain_cider(
-            scores.tokenized_predictions, scores.tokenized_references, {i: by_id[i].domain for i in generated.ids}
-        )
-        metrics.update({metric: domains[domain] for metric, domain in NOCAPS_DOMAIN_METRICS.items()})
+    has_domains = any(item.domain is not None for item in records.items)
+    metrics, samples, not_computed = caption_sample_records(
+        dict(zip(generated.ids, generated.texts)),
+        {image_id: list(by_id[image_id].captions) for image_id in generated.ids},
+        domains={i: by_id[i].domain for i in generated.ids} if has_domains else None,
+        spice=params["spice"],
+    )
     return TaskResult(
         metrics=metrics,
         samples=samples,
-        not_computed=scores.not_computed,
+        not_computed=not_computed,
         extra_config={"generation": generation, "decoding_batch_size": params["caption_batch_size"]},
     )
 
@@ -125,7 +96,7 @@ register_task(
 
 register_task(
     "nocaps_captioning", groups=("image", "captioning"), dataset="nocaps",
-    metrics=_metrics(tuple(NOCAPS_DOMAIN_METRICS)), params={**PARAMS, "split": "val"}, aggregate=_aggregate,
+    metrics=_metrics(NOCAPS_DOMAIN_METRICS), params={**PARAMS, "split": "val"}, aggregate=_aggregate,
     inputs=("nocaps_val_4500_captions.json", "validation"),
     description="NoCaps val captioning: the COCO metrics plus CIDEr in-, near- and out-of-domain",
 )(nocaps_captioning)  # fmt: skip

@@ -72,17 +72,51 @@ def read_sampled_frames(
 
 def count_frames(path: Path | str, backend: VideoBackend = "decord") -> int:
     """Number of frames in the video, from the container index where it has one."""
+    return video_metadata(path, backend)[0]
+
+
+def video_metadata(path: Path | str, backend: VideoBackend = "decord") -> tuple[int, float]:
+    """(frame count, average frames per second; 0.0 when unknown), from the container, without decoding frames."""
     path = Path(path)
     if _resolve_backend(backend) == "decord":
         with _opened_decord(path) as reader:
-            return len(reader)
+            return len(reader), float(reader.get_avg_fps() or 0.0)
     import av
 
+    if not path.is_file():
+        raise UnreadableMediaError(path, "file not found")
     try:
         with av.open(str(path)) as container:
-            return _pyav_frame_count(path, container)
+            length = _pyav_frame_count(path, container)
+            rate = container.streams.video[0].average_rate
+            return length, float(rate) if rate else 0.0
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _unreadable(path, exc) from None
+
+
+# A file longer than its Kinetics window by more than this is taken for the untrimmed YouTube video.
+UNTRIMMED_TOLERANCE_S = 1.0
+
+
+def clip_frame_indices(
+    num_frames_in_video: int,
+    fps: float,
+    num_frames: int,
+    mode: FrameSamplingMode = "uniform",
+    window: tuple[float, float] | None = None,
+) -> list[int]:
+    """The frames to encode for a clip: :func:`sample_frame_indices` over the whole file, as files on disk are
+    already trimmed (Kinetics downloads are cut to ``time_start``-``time_end``). Only a file whose duration shows it
+    is the untrimmed video (longer than the window by more than ``UNTRIMMED_TOLERANCE_S``) is sampled inside the
+    window ``(start_s, end_s)``."""
+    if window is not None and fps > 0:
+        start_s, end_s = window
+        duration = num_frames_in_video / fps
+        if duration > (end_s - start_s) + UNTRIMMED_TOLERANCE_S and start_s * fps < num_frames_in_video:
+            first = int(start_s * fps)
+            last = min(num_frames_in_video, max(first + 1, int(round(end_s * fps))))
+            return [first + i for i in sample_frame_indices(last - first, num_frames, mode)]
+    return sample_frame_indices(num_frames_in_video, num_frames, mode)
 
 
 IndexChooser = Callable[[int], Sequence[int]]
@@ -194,6 +228,9 @@ def _unreadable(path: Path, exc: BaseException) -> UnreadableMediaError:
 
 __all__ = [
     "FRAME_SAMPLING_MODES",
+    "UNTRIMMED_TOLERANCE_S",
+    "clip_frame_indices",
+    "video_metadata",
     "VIDEO_BACKENDS",
     "count_frames",
     "read_frames",

@@ -410,3 +410,63 @@ def nocaps_domain_cider(
         result[domain] = corpus.score(idx) if idx else math.nan
     result["entire"] = corpus.score()
     return result
+
+
+NOCAPS_DOMAIN_METRICS = {"CIDEr_in": "in-domain", "CIDEr_near": "near-domain", "CIDEr_out": "out-domain"}
+
+
+def caption_sample_records(
+    predictions: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    *,
+    domains: Mapping[str, str] | None = None,
+    spice: bool | None = None,
+) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, str]]:
+    """(corpus metrics, one record per id, not_computed) for a captioning task, in ``predictions``' order.
+
+    Records carry ``id``, ``caption``, the per-image ``CIDEr``, and the PTB-tokenized caption and references, so that
+    :func:`caption_metrics_from_samples` recomputes the corpus scores on any resample without Java.
+    """
+    scores = caption_metrics(predictions, references, spice=spice)
+    metrics = dict(scores.scores)
+    samples = []
+    for key in predictions:
+        sample = {
+            "id": key,
+            "caption": predictions[key],
+            "CIDEr": scores.per_image_cider[key],
+            "caption_tokens": scores.tokenized_predictions[key],
+            "reference_tokens": scores.tokenized_references[key],
+        }
+        if domains is not None:
+            sample["domain"] = domains[key]
+        samples.append(sample)
+    if domains is not None:
+        by_domain = nocaps_domain_cider(scores.tokenized_predictions, scores.tokenized_references, domains)
+        metrics.update({metric: by_domain[domain] for metric, domain in NOCAPS_DOMAIN_METRICS.items()})
+    return metrics, samples, dict(scores.not_computed)
+
+
+def caption_metrics_from_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Corpus CIDEr, BLEU-1..4 and ROUGE-L (and NoCaps domain CIDEr) from stored records; positions are the keys, so a
+    bootstrap resample that repeats an image counts it twice, as a corpus with that image twice would. METEOR needs
+    Java and SPICE its jars, so neither is recomputed here."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    if not samples:
+        raise ValueError("There are no captions to score.")
+    predictions = [s["caption_tokens"] for s in samples]
+    references = [list(s["reference_tokens"]) for s in samples]
+    res = {i: [p] for i, p in enumerate(predictions)}
+    gts = dict(enumerate(references))
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    rouge, _ = Rouge().compute_score(gts, res)
+    out = {f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)}
+    out.update(ROUGE_L=float(rouge), CIDEr=CiderCorpus(predictions, references).score())
+    if "domain" in samples[0]:
+        by_domain = nocaps_domain_cider(
+            dict(enumerate(predictions)), gts, {i: s["domain"] for i, s in enumerate(samples)}
+        )
+        out.update({metric: by_domain[domain] for metric, domain in NOCAPS_DOMAIN_METRICS.items()})
+    return out

@@ -182,6 +182,17 @@ class CocaModel:
             self.network, image_tokens, t(prompts).to(self.device), t(candidates).to(self.device), t.eot_id, t.pad_id
         )
 
+    @torch.no_grad()
+    def generate_video(
+        self, frames: torch.Tensor, pooling: str = "mean", strategy: str = "beam", **options
+    ) -> torch.Tensor:
+        """Token ids [B, L] captioning videos [B, T, 3, H, W]: the decoder attends to the frames' decoder image
+        tokens pooled over time (``mean``) or concatenated (``concat``); see :func:`video.video_decoder_tokens`."""
+        cfg = GenerationConfig(strategy=strategy, **options)
+        cfg.check_fits(self.config.text.context_length)
+        tokens = video.video_decoder_tokens(self.network, self._pixels(frames, video_input=True), pooling)
+        return generate(self.network, tokens, cfg)
+
     def caption(self, pixels: torch.Tensor, strategy: str = "beam", **options) -> list[str]:
         return self.tokenizer.batch_decode(self.generate(pixels, strategy, **options))
 

@@ -7,6 +7,9 @@ strategies in ``generation.py`` never touch model internals.
 
 from __future__ import annotations
 
+import copy
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -183,9 +186,45 @@ class CoCa(nn.Module):
         return {"contrastive_loss": contrastive, "caption_loss": caption, "loss": total}
 
     def start_decoding(
-        self, image_tokens: torch.Tensor, max_len: int, use_cache: bool = True, rows_per_image: int = 1
+        self,
+        image_tokens: torch.Tensor,
+        max_len: int,
+        use_cache: bool = True,
+        rows_per_image: int = 1,
+        dtype: torch.dtype = torch.float32,
     ) -> DecodingSession:
-        return DecodingSession(self, image_tokens, max_len, use_cache, rows_per_image)
+        return DecodingSession(self, image_tokens, max_len, use_cache, rows_per_image, dtype)
+
+    def decoding_modules(self, dtype: torch.dtype = torch.float32) -> tuple[TextEncoder, MultimodalDecoder]:
+        """(text layers, multimodal decoder) holding ``dtype`` weights: the model's own for fp32, else a cast copy.
+
+        The copy is made once per dtype and reused while the fp32 weights stay the same tensors, unmodified (their
+        storage and in-place version counters are checked on every call), so that a bf16 caption does not pay for
+        casting ~170M parameters each time and the fp32 model is never changed.
+        """
+        if dtype == torch.float32:
+            return self.text, self.decoder
+        sources = (self.text, self.decoder)
+        params = [t for module in sources for t in (*module.parameters(), *module.buffers())]
+        key = tuple((t.data_ptr(), t._version, t.device) for t in params)
+        copies = _DECODING_COPIES.setdefault(self, {})
+        cached = copies.get(dtype)
+        if cached is None or cached[0] != key:
+            copies.pop(dtype, None)  # free the stale copy before casting a new one
+            memo = {id(t): _cast(t, dtype) for t in params}
+            cached = (key, *(copy.deepcopy(module, memo) for module in sources))
+            copies[dtype] = cached
+        return cached[1], cached[2]
+
+
+# per-model reduced-precision copies of the decoding weights; weak keys, so a deleted model frees its copies
+_DECODING_COPIES: weakref.WeakKeyDictionary[CoCa, dict[torch.dtype, tuple]] = weakref.WeakKeyDictionary()
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A detached copy in ``dtype`` (integer tensors keep theirs); parameters stay parameters, without gradients."""
+    cast = tensor.detach().to(dtype) if tensor.is_floating_point() else tensor.detach().clone()
+    return nn.Parameter(cast, requires_grad=False) if isinstance(tensor, nn.Parameter) else cast
 
 
 def contrastive_loss(
@@ -206,10 +245,20 @@ class DecodingSession:
 
     ``rows_per_image`` consecutive rows decode the same image (beam search): they share one copy of its keys and
     values, and must keep their image through :meth:`select`.
+
+    ``dtype`` other than fp32 (bf16) runs the text layers, the decoder, the caches and the image keys/values in that
+    dtype, with weights from :meth:`CoCa.decoding_modules`; :meth:`step` still returns fp32 logits, so that search
+    strategies compare scores in fp32. fp32 is exactly the default computation (open_clip parity).
     """
 
     def __init__(
-        self, model: CoCa, image_tokens: torch.Tensor, max_len: int, use_cache: bool, rows_per_image: int = 1
+        self,
+        model: CoCa,
+        image_tokens: torch.Tensor,
+        max_len: int,
+        use_cache: bool,
+        rows_per_image: int = 1,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         context = model.cfg.text.context_length
         if max_len > context:
@@ -217,14 +266,17 @@ class DecodingSession:
                 f"A decoding session of {max_len} positions does not fit the text context length {context} (the start "
                 f"token and any prefix fed count as positions); use max_len <= {context}."
             )
-        self.model, self.use_cache, self.max_len = model, use_cache, max_len
+        self.model, self.use_cache, self.max_len, self.dtype = model, use_cache, max_len, dtype
+        self.text, self.decoder = model.decoding_modules(dtype)
         self.shared_images = rows_per_image > 1
-        self.image_kv = model.decoder.image_kv(image_tokens)
+        if dtype != torch.float32:
+            image_tokens = image_tokens.to(dtype)
+        self.image_kv = self.decoder.image_kv(image_tokens)
         rows = image_tokens.shape[0] * rows_per_image
         self.prefix = torch.zeros(rows, 0, dtype=torch.long, device=image_tokens.device)
         if use_cache:
-            self.text_caches = [KVCache(max_len) for _ in model.text.blocks]
-            self.decoder_caches = [KVCache(max_len) for _ in model.decoder.self_blocks]
+            self.text_caches = [KVCache(max_len) for _ in self.text.blocks]
+            self.decoder_caches = [KVCache(max_len) for _ in self.decoder.self_blocks]
             self.key_valid = torch.zeros(rows, 0, dtype=torch.bool, device=image_tokens.device)
 
     @property
@@ -232,15 +284,15 @@ class DecodingSession:
         return self.prefix.shape[1]
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Append ``tokens`` [B] at the next position; return logits [B, vocab] for the position after it."""
+        """Append ``tokens`` [B] at the next position; return fp32 logits [B, vocab] for the position after it."""
         if self.length >= self.max_len:
             raise ValueError(f"Decoding session is full ({self.max_len} positions).")
         previous = self.prefix[:, -1:] if self.length else None
         self.prefix = torch.cat([self.prefix, tokens[:, None]], dim=1)
+        text, decoder = self.text, self.decoder
         if not self.use_cache:
             token_outputs = self._uncached_text(self.prefix)
-            return self.model.decoder.features(token_outputs, self.image_kv)[:, -1] @ self.model.decoder.lm_head
-        text = self.model.text
+            return (decoder.features(token_outputs, self.image_kv)[:, -1] @ decoder.lm_head).float()
         position = self.length - 1
         x = text.token_embedding(tokens[:, None]) + text.positional_embedding[position]
         if text.legacy_cls_mask:
@@ -253,11 +305,11 @@ class DecodingSession:
         mask = None if bool(self.key_valid.all()) else self.key_valid[:, None, None, :]
         for block, cache in zip(text.blocks, self.text_caches):
             x = block(x, mask, cache)
-        features = self.model.decoder.features(x, self.image_kv, self.decoder_caches)
-        return features[:, -1] @ self.model.decoder.lm_head
+        features = decoder.features(x, self.image_kv, self.decoder_caches)
+        return (features[:, -1] @ decoder.lm_head).float()  # a no-op in fp32
 
     def _uncached_text(self, prefix: torch.Tensor) -> torch.Tensor:
-        text = self.model.text
+        text = self.text
         x = text.token_embedding(prefix) + text.positional_embedding[: prefix.shape[1]]
         mask = causal_mask(prefix.shape[1], prefix.device)[None, None] & text.key_valid(prefix)[:, None, None, :]
         for block in text.blocks:

@@ -25,3 +25,17 @@ def video_tokens(network: CoCa, frames: torch.Tensor) -> torch.Tensor:
     b, t = frames.shape[:2]
     tokens = network.visual.tokens(frames.flatten(0, 1))
     return tokens.view(b, t * tokens.shape[1], tokens.shape[2])
+
+
+VIDEO_POOLINGS = ("mean", "concat")
+
+
+def video_decoder_tokens(network: CoCa, frames: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """frames [B, T, 3, H, W] -> the tokens the multimodal decoder attends to for a video: each frame's decoder image
+    tokens, averaged over time (``mean``, [B, M, width]) or laid end to end (``concat``, [B, T * M, width])."""
+    if pooling not in VIDEO_POOLINGS:
+        raise ValueError(f"pooling must be one of {VIDEO_POOLINGS}, not {pooling!r}.")
+    b, t = frames.shape[:2]
+    tokens = network.image_features(frames.flatten(0, 1))[1]
+    tokens = tokens.view(b, t, tokens.shape[1], tokens.shape[2])
+    return tokens.mean(dim=1) if pooling == "mean" else tokens.flatten(1, 2)
