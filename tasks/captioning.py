@@ -79,7 +79,9 @@ def nocaps_captioning(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 
 
 def _metrics(extra: tuple[str, ...] = ()) -> tuple[MetricSpec, ...]:
-    return tuple(MetricSpec(name, aggregation="task") for name in (*COCO_METRICS, *extra))
+    return tuple(  # ROUGE-L is pycocoevalcap's mean of per-image scores; the others are corpus scores
+        MetricSpec(name, aggregation="mean" if name == "ROUGE_L" else "task") for name in (*COCO_METRICS, *extra)
+    )
 
 
 def _coco_inputs(params: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
 
 METRICS = tuple(
-    MetricSpec(name, aggregation="task")
+    MetricSpec(name, aggregation="mean" if name == "ROUGE_L" else "task")
     for name in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 )
 GENERATION = {"strategy": "beam", "num_beams": 6, "num_beam_groups": 3, "beam_score": "logits", "max_new_tokens": 29,

@@ -345,3 +345,29 @@ def test_nocaps_domains_validate_labels_and_report_empty_domains_as_nan():
         nocaps_domain_cider(predictions, references, {1: "in_domain", 2: "near-domain"})
     with pytest.raises(ValueError, match="exactly the image ids"):
         nocaps_domain_cider(predictions, references, {1: "in-domain"})
+
+
+def test_corpus_bleu_from_per_caption_statistics_equals_pycocoevalcap_on_resamples():
+    """The bootstrap sums per-caption statistics instead of re-running Bleu on text: it must be the same number."""
+    import random
+
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    from coca_bench.metrics.captioning import bleu_statistics, corpus_bleu
+
+    rng = random.Random(0)
+    words = "a red blue square circle on the left right of small big triangle green".split()
+    sentence = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(2, 9)))  # noqa: E731
+    items = [(sentence(), [sentence() for _ in range(rng.randint(1, 5))]) for _ in range(30)]
+    stats = [bleu_statistics(p, r) for p, r in items]
+    rouge = Rouge()
+    for trial in range(5):
+        sample = [rng.randrange(len(items)) for _ in range(len(items))]  # with repeats, as a resample has
+        gts = {i: items[j][1] for i, j in enumerate(sample)}
+        res = {i: [items[j][0]] for i, j in enumerate(sample)}
+        expected, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        assert corpus_bleu([stats[j] for j in sample]) == pytest.approx(expected, abs=1e-12)
+        rouge_corpus, _ = rouge.compute_score(gts, res)
+        per_item = [rouge.calc_score([items[j][0]], items[j][1]) for j in sample]
+        assert sum(per_item) / len(per_item) == pytest.approx(rouge_corpus, abs=1e-12)

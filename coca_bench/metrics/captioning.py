@@ -415,6 +415,34 @@ def nocaps_domain_cider(
 NOCAPS_DOMAIN_METRICS = {"CIDEr_in": "in-domain", "CIDEr_near": "near-domain", "CIDEr_out": "out-domain"}
 
 
+def bleu_statistics(tokenized_prediction: str, tokenized_references: Sequence[str], n: int = 4) -> list[float]:
+    """One caption's sufficient statistics for corpus BLEU, as pycocoevalcap's ``BleuScorer`` accumulates them:
+    ``[test length, closest reference length, guesses for n = 1..4, clipped matches for n = 1..4]``."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    scorer = BleuScorer(n=n)
+    scorer += (tokenized_prediction, list(tokenized_references))
+    comps = scorer.ctest[0]
+    reflen = scorer._single_reflen(comps["reflen"], "closest", comps["testlen"])
+    return [float(comps["testlen"]), float(reflen), *map(float, comps["guess"]), *map(float, comps["correct"])]
+
+
+def corpus_bleu(statistics: Sequence[Sequence[float]], n: int = 4) -> list[float]:
+    """Corpus BLEU-1..n from summed :func:`bleu_statistics`, with pycocoevalcap's smoothing constants: exactly its
+    ``Bleu(4).compute_score`` (option ``closest``) on the same captions, without re-reading any text."""
+    totals = np.sum(np.asarray(statistics, dtype=np.float64), axis=0)
+    testlen, reflen, guess, correct = totals[0], totals[1], totals[2 : 2 + n], totals[2 + n : 2 + 2 * n]
+    small, tiny = 1e-9, 1e-15
+    bleus, product = [], 1.0
+    for k in range(n):
+        product *= float(correct[k] + tiny) / (guess[k] + small)
+        bleus.append(product ** (1.0 / (k + 1)))
+    ratio = (testlen + tiny) / (reflen + small)
+    if ratio < 1:
+        bleus = [b * math.exp(1 - 1 / ratio) for b in bleus]
+    return bleus
+
+
 def caption_sample_records(
     predictions: Mapping[str, str],
     references: Mapping[str, Sequence[str]],
@@ -427,16 +455,23 @@ def caption_sample_records(
     Records carry ``id``, ``caption``, the per-image ``CIDEr``, and the PTB-tokenized caption and references, so that
     :func:`caption_metrics_from_samples` recomputes the corpus scores on any resample without Java.
     """
+    from pycocoevalcap.rouge.rouge import Rouge
+
     scores = caption_metrics(predictions, references, spice=spice)
     metrics = dict(scores.scores)
+    keys = list(predictions)
+    rouge = Rouge()
     samples = []
-    for key in predictions:
+    for key in keys:
+        tokens, refs = scores.tokenized_predictions[key], scores.tokenized_references[key]
         sample = {
             "id": key,
             "caption": predictions[key],
             "CIDEr": scores.per_image_cider[key],
-            "caption_tokens": scores.tokenized_predictions[key],
-            "reference_tokens": scores.tokenized_references[key],
+            "ROUGE_L": float(rouge.calc_score([tokens], refs)),  # corpus ROUGE-L is the mean of these
+            "bleu_statistics": bleu_statistics(tokens, refs),
+            "caption_tokens": tokens,
+            "reference_tokens": refs,
         }
         if domains is not None:
             sample["domain"] = domains[key]
@@ -448,22 +483,18 @@ def caption_sample_records(
 
 
 def caption_metrics_from_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Corpus CIDEr, BLEU-1..4 and ROUGE-L (and NoCaps domain CIDEr) from stored records; positions are the keys, so a
-    bootstrap resample that repeats an image counts it twice, as a corpus with that image twice would. METEOR needs
-    Java and SPICE its jars, so neither is recomputed here."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.rouge.rouge import Rouge
-
+    """Corpus CIDEr and BLEU-1..4 (and NoCaps domain CIDEr) from stored records, exactly and fast enough for 1,000
+    bootstrap resamples: BLEU from summed per-caption statistics, CIDEr-D through :class:`CiderCorpus` (positions
+    are the documents, so a resample that repeats an image counts it twice, as a corpus holding it twice would).
+    ROUGE-L is the mean of its per-sample field; METEOR needs Java and SPICE its jars, so neither is recomputed."""
     if not samples:
         raise ValueError("There are no captions to score.")
     predictions = [s["caption_tokens"] for s in samples]
     references = [list(s["reference_tokens"]) for s in samples]
-    res = {i: [p] for i, p in enumerate(predictions)}
-    gts = dict(enumerate(references))
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
+    bleu = corpus_bleu([s["bleu_statistics"] for s in samples])
     out = {f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)}
-    out.update(ROUGE_L=float(rouge), CIDEr=CiderCorpus(predictions, references).score())
+    out["CIDEr"] = CiderCorpus(predictions, references).score()
+    gts = dict(enumerate(references))
     if "domain" in samples[0]:
         by_domain = nocaps_domain_cider(
             dict(enumerate(predictions)), gts, {i: s["domain"] for i, s in enumerate(samples)}
