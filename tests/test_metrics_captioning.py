@@ -362,7 +362,7 @@ def test_corpus_bleu_from_per_caption_statistics_equals_pycocoevalcap_on_resampl
     items = [(sentence(), [sentence() for _ in range(rng.randint(1, 5))]) for _ in range(30)]
     stats = [bleu_statistics(p, r) for p, r in items]
     rouge = Rouge()
-    for trial in range(5):
+    for _ in range(5):
         sample = [rng.randrange(len(items)) for _ in range(len(items))]  # with repeats, as a resample has
         gts = {i: items[j][1] for i, j in enumerate(sample)}
         res = {i: [items[j][0]] for i, j in enumerate(sample)}

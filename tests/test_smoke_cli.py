@@ -45,7 +45,19 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
     listing = _run("--tasks", "list", "--plugins", str(readme_plugin)).stdout
     assert "imagenet_zeroshot" in listing and "coco_caption_pairing" in listing
 
-    first = _run("--tasks", "all", "--plugins", str(readme_plugin), "--output", str(out), "--no-progress")
+    # Every task on both default checkpoints; --limit keeps the test's time small (CI runs on 2 cores).
+    everything = (
+        "--tasks",
+        "all",
+        "--plugins",
+        str(readme_plugin),
+        "--output",
+        str(out),
+        "--no-progress",
+        "--limit",
+        "6",
+    )
+    first = _run(*everything)
     assert "tiny-random-s0" in first.stdout and "acc1=" in first.stdout, first.stdout
     for checkpoint in ("tiny-random-s0", "tiny-random-s1"):
         for task in ("imagenet_zeroshot", "imagenet_subset_zeroshot", "coco_caption_pairing"):
@@ -56,14 +68,15 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
     zeroshot = json.loads((out / "tiny-random-s0" / "imagenet_zeroshot.json").read_text())
     assert len(zeroshot["config"]["key_material"]["templates"]) == 80  # CLIP's ImageNet prompt ensemble, keyed
     assert zeroshot["config"]["extra"]["num_classes"] == 8  # the mini ImageNet's full label space
+    assert zeroshot["num_samples"] == 6 and zeroshot["run"]["settings"]["limit"] == 6
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("checkpoint") and "imagenet_zeroshot/acc1" in summary[0] and len(summary) == 3
 
-    again = _run("--tasks", "all", "--plugins", str(readme_plugin), "--output", str(out), "--no-progress")
+    again = _run(*everything)
     tasks = len(listing.strip().splitlines())
     assert again.stderr.count("reusing the stored result") == 2 * tasks  # every (checkpoint, task) reused
 
-    compared = _run("compare", "--output", str(out), "--baseline", "tiny-random-s0").stdout
+    compared = _run("compare", "--output", str(out), "--baseline", "tiny-random-s0", "--resamples", "200").stdout
     assert re.search(r"imagenet_zeroshot/acc1.*[+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]", compared), compared
     assert (out / "comparison.png").stat().st_size > 1000
 
