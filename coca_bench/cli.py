@@ -5,6 +5,8 @@
     run_suite.py --tasks imagenet_zeroshot --param templates=simple --param imagenet_zeroshot.logit_scale=50
     run_suite.py describe imagenet_zeroshot
     run_suite.py compare --baseline tiny-coca
+    run_suite.py report                      # results/report.html: summary, intervals, samples, provenance
+    run_suite.py train --output runs/demo    # train a small CoCa on generated scenes (coca_bench/train.py)
 
 ``--tasks list`` imports no torch (the registry and the plugins keep heavy imports
 inside functions), so it answers instantly.
@@ -31,6 +33,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coca-bench",
         description="Benchmark CoCa image-text models. `coca-bench compare --help` compares stored runs; "
+        "`coca-bench report` writes them as one HTML page; "
         "`coca-bench describe TASK` shows a task's parameters and metrics.",
     )
     parser.add_argument("--tasks", default="all", help="list | all | NAME[,NAME...] (task or group names); default all")
@@ -97,6 +100,17 @@ def build_compare_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable"
+    )
+    return parser
+
+
+def build_report_parser() -> argparse.ArgumentParser:
+    """The options of ``compare``: the report shows the same comparison, with samples and provenance around it."""
+    parser = build_compare_parser()
+    parser.prog = "coca-bench report"
+    parser.description = (
+        "Write OUTPUT/report.html: one self-contained page (no network) with the summary, each task's comparison "
+        "with its intervals, qualitative samples, skipped samples and the provenance of every result."
     )
     return parser
 
@@ -180,11 +194,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     records = run_suite(config)
     print(format_results_table(records))
     print(f"\nResults in {args.output}/ (summary.md, summary.csv)")
+    print(f"HTML report: python run_suite.py report --output {args.output}  (writes {args.output / 'report.html'})")
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    from coca_bench.compare import compare_runs, format_comparison, write_comparison
+def _check_stored(args: argparse.Namespace) -> None:
+    """``compare`` and ``report`` need stored results, and a baseline among them."""
     from coca_bench.results import ResultStore
 
     if args.resamples < 1:
@@ -199,11 +214,30 @@ def _compare(args: argparse.Namespace) -> int:
         raise RunError(
             f"--baseline {args.baseline!r} has no results in {args.output}; checkpoints there: {checkpoints}."
         )
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from coca_bench.compare import compare_runs, format_comparison, write_comparison
+    from coca_bench.report import write_report
+
+    _check_stored(args)
     tasks = load_task_registry(args.plugins)  # their declarations and aggregates drive the comparison
     rows = compare_runs(args.output, baseline=args.baseline, specs=tasks, n_resamples=args.resamples, seed=args.seed)
     print(format_comparison(rows))
     written = write_comparison(rows, args.output)
+    report = write_report(args.output, tasks, rows=rows, n_resamples=args.resamples)  # the same rows, no recompute
     print("\nWrote " + ", ".join(str(p) for p in written.values()))
+    print(f"HTML report: {report}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from coca_bench.report import write_report
+
+    _check_stored(args)
+    tasks = load_task_registry(args.plugins)
+    path = write_report(args.output, tasks, baseline=args.baseline, n_resamples=args.resamples, seed=args.seed)
+    print(f"HTML report: {path}")
     return 0
 
 
@@ -235,8 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv[:1] == ["compare"]:
             return _compare(build_compare_parser().parse_args(argv[1:]))
+        if argv[:1] == ["report"]:
+            return _report(build_report_parser().parse_args(argv[1:]))
         if argv[:1] == ["describe"]:
             return _describe(argv[1:])
+        if argv[:1] == ["train"]:
+            from coca_bench.train import main as train_main
+
+            return train_main(argv[1:])
         return _run(build_run_parser().parse_args(argv), argv)
     except KeyboardInterrupt:
         print("interrupted: every task finished before this point is saved; rerun to continue.", file=sys.stderr)

@@ -25,6 +25,13 @@ from coca_bench.cache import cache_root
 _HASH_BLOCK = 1 << 20
 
 
+def _default_file_mode() -> int:
+    """What ``open()`` would give a new file (0o666 less the umask); ``mkstemp`` alone gives 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 # --------------------------------------------------------------------------- atomic writes
 
 
@@ -39,6 +46,7 @@ def atomic_file(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
         with open(fd, mode, encoding="utf-8" if text_mode else None, newline="" if text_mode else None) as handle:
             yield handle
             handle.flush()
+            os.chmod(tmp_name, _default_file_mode())  # results are shared: readable like any other new file
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:

@@ -334,3 +334,12 @@ def test_git_commit_reports_head_and_dirty_state(tmp_path: Path) -> None:
     fingerprints.git_commit.cache_clear()
     assert fingerprints.git_commit(tmp_path / "not_a_repo") is None
     fingerprints.git_commit.cache_clear()
+
+
+def test_atomic_writes_get_the_usual_file_mode_not_mkstemps_private_one(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "shared.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644

@@ -2,11 +2,21 @@
 
 - :mod:`.schema`: what one ``<task>.json`` record holds, and when two records compare like for like;
 - :mod:`.store`: :class:`ResultStore`, the only reader and writer of one output folder;
-- :mod:`.tables`: the console table and the summary files.
+- :mod:`.frames`: pandas frames of an output folder (:func:`load_results`, :func:`load_samples`), the table layer;
+- :mod:`.tables`: the console table and the summary files, rendered from those frames.
 
 Nothing here imports torch.
 """
 
+from coca_bench.results.frames import (
+    RESULT_COLUMNS,
+    best_checkpoints,
+    load_results,
+    load_samples,
+    results_frame,
+    summary_columns,
+    summary_frame,
+)
 from coca_bench.results.schema import (
     SCHEMA_VERSION,
     CheckpointInfo,
@@ -22,14 +32,15 @@ from coca_bench.results.tables import (
     SUMMARY_MD,
     format_number,
     format_results_table,
-    render_csv,
     render_markdown_table,
     render_text_table,
+    summary_notes,
     write_summary,
 )
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "RESULT_COLUMNS",
     "SAMPLES_SUFFIX",
     "SCHEMA_VERSION",
     "SUMMARY_CSV",
@@ -37,14 +48,20 @@ __all__ = [
     "CheckpointInfo",
     "ResultStore",
     "RunRecordInputs",
+    "best_checkpoints",
     "build_record",
     "comparability_differences",
     "declared_metrics",
     "format_number",
     "format_results_table",
-    "render_csv",
+    "load_results",
+    "load_samples",
     "render_markdown_table",
     "render_text_table",
+    "results_frame",
+    "summary_columns",
+    "summary_frame",
+    "summary_notes",
     "utc_timestamp",
     "write_summary",
 ]
