@@ -6,7 +6,6 @@
     run_suite.py describe imagenet_zeroshot
     run_suite.py compare --baseline tiny-coca
     run_suite.py report                      # results/report.html: summary, intervals, samples, provenance
-    run_suite.py train --output runs/demo    # train a small CoCa on generated scenes (coca_bench/train.py)
 
 ``--tasks list`` imports no torch (the registry and the plugins keep heavy imports
 inside functions), so it answers instantly.
@@ -273,10 +272,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(build_report_parser().parse_args(argv[1:]))
         if argv[:1] == ["describe"]:
             return _describe(argv[1:])
-        if argv[:1] == ["train"]:
-            from coca_bench.train import main as train_main
-
-            return train_main(argv[1:])
         return _run(build_run_parser().parse_args(argv), argv)
     except KeyboardInterrupt:
         print("interrupted: every task finished before this point is saved; rerun to continue.", file=sys.stderr)
