@@ -6,6 +6,8 @@
     run_suite.py describe imagenet_zeroshot
     run_suite.py compare --baseline tiny-coca
     run_suite.py report                      # results/report.html: summary, intervals, samples, provenance
+    run_suite.py cache --info                # the feature cache's size; `cache prune --older-than 30` trims it
+    run_suite.py train --output runs/demo    # train a small CoCa on generated scenes (coca_bench/train.py)
 
 ``--tasks list`` imports no torch (the registry and the plugins keep heavy imports
 inside functions), so it answers instantly.
@@ -14,12 +16,14 @@ inside functions), so it answers instantly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from coca_bench import distributed
 from coca_bench.registry import RegistryError, TaskSpec, all_tasks, get_task
 from coca_bench.runner import RunConfig, RunError, load_task_registry
 from coca_bench.settings import PRECISIONS, RunSettings, SettingsError
@@ -83,6 +87,16 @@ def build_run_parser() -> argparse.ArgumentParser:
         help="feature cache (default $COCA_BENCH_CACHE/features or ~/.cache/coca_bench/features)",
     )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME",
+        help="after a run of two or more checkpoints, compare the stored results against this one "
+        "(default: the last --checkpoint; demo-early for the default checkpoints)",
+    )
+    parser.add_argument(
+        "--no-compare", dest="compare", action="store_false", help="skip the comparison after a multi-checkpoint run"
+    )
     return parser
 
 
@@ -191,10 +205,39 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         argv=list(argv),
     )
     records = run_suite(config)
+    if not distributed.is_main():  # under torchrun, rank 0 prints (and compares); the others only encoded
+        return 0
     print(format_results_table(records))
     print(f"\nResults in {args.output}/ (summary.md, summary.csv)")
+    names = list(dict.fromkeys(r["checkpoint"]["name"] for r in records))
+    if args.compare and len(names) > 1:
+        # A first run should show whether its checkpoints differ, not only their numbers: the paired comparison
+        # `compare` prints, against the last checkpoint (the default run's demo-early), with significance marked.
+        baseline = args.baseline or names[-1]
+        print(f"\nComparison against {baseline} (`run_suite.py compare --output {args.output} --baseline {baseline}`):")
+        return _compare(
+            argparse.Namespace(output=args.output, baseline=baseline, plugins=args.plugins, resamples=1000, seed=0)
+        )
     print(f"HTML report: python run_suite.py report --output {args.output}  (writes {args.output / 'report.html'})")
     return 0
+
+
+def _run_guard(args: argparse.Namespace) -> contextlib.ExitStack:
+    """What a run holds while it runs: SIGTERM handled like Ctrl-C, and the output folder's lock (rank 0 only)."""
+    from coca_bench.interrupts import sigterm_as_interrupt
+    from coca_bench.locking import output_lock
+
+    guard = contextlib.ExitStack()
+    if args.tasks.strip() == "list":
+        return guard
+    guard.enter_context(sigterm_as_interrupt())
+    if distributed.is_main():  # under torchrun only rank 0 writes the output folder
+        try:
+            guard.enter_context(output_lock(args.output))
+        except BaseException:
+            guard.close()
+            raise
+    return guard
 
 
 def _check_stored(args: argparse.Namespace) -> None:
@@ -264,7 +307,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Under torchrun only rank 0 logs progress; the others' warnings and errors still show, prefixed.
+    level, prefix = (logging.INFO, "") if distributed.is_main() else (logging.WARNING, f"[rank {distributed.rank()}] ")
+    logging.basicConfig(level=level, format=prefix + "%(message)s", stream=sys.stderr)
     try:
         if argv[:1] == ["compare"]:
             return _compare(build_compare_parser().parse_args(argv[1:]))
@@ -272,14 +317,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(build_report_parser().parse_args(argv[1:]))
         if argv[:1] == ["describe"]:
             return _describe(argv[1:])
-        return _run(build_run_parser().parse_args(argv), argv)
-    except KeyboardInterrupt:
-        print("interrupted: every task finished before this point is saved; rerun to continue.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if argv[:1] == ["train"]:
+            from coca_bench.train import main as train_main
+
+            return train_main(argv[1:])
+        if argv[:1] == ["cache"]:
+            from coca_bench.cache_admin import main as cache_main
+
+            return cache_main(argv[1:])
+        args = build_run_parser().parse_args(argv)
+        with _run_guard(args):
+            return _run(args, argv)
+    except KeyboardInterrupt as exc:
+        from coca_bench.interrupts import EXIT_TERMINATED, Terminated
+
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{how}: every task and cache chunk finished before this point is saved; rerun to continue.",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except Exception as exc:
         if not isinstance(exc, _user_error_types()):
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        where = "" if distributed.is_main() else f"[rank {distributed.rank()}] "  # under torchrun: whose error
+        print(f"{where}error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

@@ -9,7 +9,8 @@ parameters, and the sha256 of every input file's bytes or of every text), so a s
 entry can never be found; it simply has another name. Inputs are stored in chunks of
 ``chunk_size`` consecutive items, each written atomically as soon as it is complete,
 together with the reason any of its items was skipped, so a cached chunk reproduces the
-same skip list.
+same skip list, and with a sha256 of its contents that is checked on every read, so a
+damaged chunk is recomputed rather than served.
 
 The model code and library versions are part of every key (:func:`feature_code_fingerprint`), so an upgrade or an
 edit of the network never serves features it did not compute; ``--force`` (``settings.force``) recomputes and
@@ -22,7 +23,11 @@ float rounding, and sharing the cache across machines is the point of content ad
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +45,7 @@ from coca_bench.registry import Skip
 from coca_bench.settings import RunSettings
 
 CACHE_FORMAT_VERSION = 2
+log = logging.getLogger("coca_bench.features")
 DEFAULT_CHUNK_SIZE = 512
 _STORAGE_DTYPES = {"fp16": np.float16, "fp32": np.float32}
 
@@ -75,13 +81,29 @@ class CacheStats:
     chunks_from_cache: int = 0
     chunks_encoded: int = 0
     items_encoded: int = 0
+    chunks_invalid: int = 0  # present on disk but damaged (truncated, bit-flipped, no checksum): recomputed
 
     def as_dict(self) -> dict[str, int]:
         return {
             "chunks_from_cache": self.chunks_from_cache,
             "chunks_encoded": self.chunks_encoded,
             "items_encoded": self.items_encoded,
+            "chunks_invalid": self.chunks_invalid,
         }
+
+
+@dataclass
+class ChunkLookup:
+    """One call's items in cache chunks: what the cache held (``vectors`` / ``reasons`` filled in) and the chunk
+    indices still ``missing``; the single-process and the distributed extractor both fill and store through it."""
+
+    kind: str
+    namespace: str
+    chunks: list[range]
+    paths: list[Path | None]
+    vectors: list[np.ndarray | None]
+    reasons: list[str]
+    missing: list[int]
 
 
 def file_content_key(path: str | Path) -> str:
@@ -497,22 +519,8 @@ class FeatureExtractor:
         ``encode(positions)`` must yield every requested position exactly once, in any order
         within a batch; chunks are written as soon as all their items have arrived.
         """
-        namespace = self._namespace(kind, params)
-        vectors: list[np.ndarray | None] = [None] * len(item_keys)
-        reasons = [""] * len(item_keys)
-        chunks = [range(s, min(s + self.chunk_size, len(item_keys))) for s in range(0, len(item_keys), self.chunk_size)]
-        missing: list[int] = []  # chunk indices to encode
-        for index, chunk in enumerate(chunks):
-            keys = [item_keys[i] for i in chunk]
-            path = self._chunk_path(kind, namespace, keys)
-            stale = self.settings.force and path not in self._refreshed  # --force: recompute once per run
-            stored = None if stale else self._read_chunk(path, keys)
-            if stored is None:
-                missing.append(index)
-                continue
-            self.stats.chunks_from_cache += 1
-            for position, vector, reason in zip(chunk, *stored):
-                vectors[position], reasons[position] = vector, reason
+        lookup = self._lookup(kind, params, item_keys)
+        vectors, reasons, chunks, missing = lookup.vectors, lookup.reasons, lookup.chunks, lookup.missing
         if not missing:
             return vectors, reasons
 
@@ -529,18 +537,40 @@ class FeatureExtractor:
             index = chunk_of[position]
             pending[index] -= 1
             if pending[index] == 0:
-                chunk = chunks[index]
-                keys = [item_keys[i] for i in chunk]
-                path = self._chunk_path(kind, namespace, keys)
-                self._write_chunk(path, keys, [vectors[i] for i in chunk], [reasons[i] for i in chunk])
-                self._refreshed.add(path)
-                self.stats.chunks_encoded += 1
-                self.stats.items_encoded += len(chunk)
+                self._store_chunk(lookup, index, item_keys)
         progress.close()
         unfinished = [i for i, n in pending.items() if n]
         if unfinished:
             raise RuntimeError(f"Feature encoding of {kind} returned fewer items than requested (chunks {unfinished}).")
         return vectors, reasons
+
+    def _lookup(self, kind: str, params: Mapping[str, Any], item_keys: list[str]) -> ChunkLookup:
+        """Split ``item_keys`` into chunks and fill in every chunk the cache holds (``--force``: none, once per run)."""
+        namespace = self._namespace(kind, params)
+        chunks = [range(s, min(s + self.chunk_size, len(item_keys))) for s in range(0, len(item_keys), self.chunk_size)]
+        lookup = ChunkLookup(kind, namespace, chunks, [], [None] * len(item_keys), [""] * len(item_keys), [])
+        for index, chunk in enumerate(chunks):
+            keys = [item_keys[i] for i in chunk]
+            path = self._chunk_path(kind, namespace, keys)
+            lookup.paths.append(path)
+            stale = self.settings.force and path not in self._refreshed  # --force: recompute once per run
+            stored = None if stale else self._read_chunk(path, keys)
+            if stored is None:
+                lookup.missing.append(index)
+                continue
+            self.stats.chunks_from_cache += 1
+            for position, vector, reason in zip(chunk, *stored):
+                lookup.vectors[position], lookup.reasons[position] = vector, reason
+        return lookup
+
+    def _store_chunk(self, lookup: ChunkLookup, index: int, item_keys: list[str]) -> None:
+        """Write chunk ``index`` of ``lookup`` once all its items are in."""
+        chunk, path = lookup.chunks[index], lookup.paths[index]
+        keys = [item_keys[i] for i in chunk]
+        self._write_chunk(path, keys, [lookup.vectors[i] for i in chunk], [lookup.reasons[i] for i in chunk])
+        self._refreshed.add(path)
+        self.stats.chunks_encoded += 1
+        self.stats.items_encoded += len(chunk)
 
     def _chunk_path(self, kind: str, namespace: str, keys: list[str]) -> Path | None:
         if self.cache_dir is None:
@@ -548,21 +578,22 @@ class FeatureExtractor:
         chunk_key = sha256_text(namespace + "\n" + "\n".join(keys))
         return self.cache_dir / kind / namespace[:16] / f"{chunk_key}.npz"
 
-    @staticmethod
-    def _read_chunk(path: Path | None, keys: list[str]) -> tuple[list[np.ndarray | None], list[str]] | None:
-        """The chunk's per-item vectors and reasons, or None if absent or unusable (then it is re-encoded)."""
+    def _read_chunk(self, path: Path | None, keys: list[str]) -> tuple[list[np.ndarray | None], list[str]] | None:
+        """The chunk's per-item vectors and reasons, or None if absent or unusable (then it is re-encoded).
+
+        A file that exists but fails its checksum (a torn write on a filesystem without atomic rename, a truncated
+        copy, a flipped bit) is counted in ``stats.chunks_invalid`` and logged, never served.
+        """
         if path is None or not path.is_file():
             return None
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                stored_keys, reasons, features = stored["item_keys"], stored["skip_reasons"], stored["features"]
-        except Exception:  # a damaged file is a cache miss, never an error
-            return None
-        reasons = [str(r) for r in reasons]
-        if [str(k) for k in stored_keys] != keys or features.shape[0] != sum(not r for r in reasons):
-            return None
-        rows = iter(features)
-        return [None if r else next(rows) for r in reasons], reasons
+        stored, problem = _load_verified_chunk(path, keys)
+        if stored is None:
+            self.stats.chunks_invalid += 1
+            log.warning("feature cache chunk %s is unusable (%s); recomputing it.", path, problem)
+        else:  # its mtime says when it was last used: `cache prune --older-than` keeps what runs still read
+            with contextlib.suppress(OSError):  # a read-only shared cache only loses that hint
+                os.utime(path)
+        return stored
 
     @staticmethod
     def _write_chunk(path: Path | None, keys: list[str], vectors: list[np.ndarray | None], reasons: list[str]) -> None:
@@ -570,13 +601,48 @@ class FeatureExtractor:
             return
         kept = [v for v in vectors if v is not None]
         features = np.stack(kept) if kept else np.zeros((0, 0), dtype=np.float32)  # fp32, or fp16 tokens as asked
+        checksum = chunk_checksum(keys, reasons, features)
         with atomic_file(path, "wb") as handle:  # readers see the whole chunk or none of it
-            np.savez(handle, item_keys=np.array(keys), skip_reasons=np.array(reasons, dtype=str), features=features)
+            np.savez(
+                handle,
+                item_keys=np.array(keys),
+                skip_reasons=np.array(reasons, dtype=str),
+                features=features,
+                checksum=np.array(checksum),
+            )
 
     def _progress_bar(self, total: int, kind: str):
         from tqdm.auto import tqdm
 
         return tqdm(total=total, desc=f"encode {kind}s", unit=kind, disable=not self.settings.progress, leave=False)
+
+
+def chunk_checksum(keys: Sequence[str], reasons: Sequence[str], features: np.ndarray) -> str:
+    """sha256 over a chunk's item keys, skip reasons and feature bytes (with dtype and shape), stored in the chunk."""
+    digest = hashlib.sha256()
+    header = [list(map(str, keys)), list(map(str, reasons)), features.dtype.str, list(features.shape)]
+    digest.update(json.dumps(header).encode("utf-8"))
+    digest.update(np.ascontiguousarray(features).tobytes())
+    return digest.hexdigest()
+
+
+def _load_verified_chunk(path: Path, keys: list[str]) -> tuple[tuple[list[np.ndarray | None], list[str]] | None, str]:
+    """(vectors, reasons) of a chunk whose checksum matches, else (None, what is wrong with it)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if "checksum" not in stored.files:
+                return None, "no checksum (written by an older version)"
+            stored_keys, reasons, features = stored["item_keys"], stored["skip_reasons"], stored["features"]
+            checksum = str(stored["checksum"])
+    except Exception as exc:  # truncated or garbled zip, bad CRC, bad header: a miss, never an error
+        return None, f"cannot be read: {type(exc).__name__}"
+    stored_keys, reasons = [str(k) for k in stored_keys], [str(r) for r in reasons]
+    if checksum != chunk_checksum(stored_keys, reasons, features):
+        return None, "checksum mismatch"
+    if stored_keys != keys or features.shape[0] != sum(not r for r in reasons):
+        return None, "its items do not match its name"
+    rows = iter(features)
+    return ([None if r else next(rows) for r in reasons], reasons), ""
 
 
 def _stack(vectors: Sequence[np.ndarray | None]) -> np.ndarray:

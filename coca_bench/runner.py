@@ -15,6 +15,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import random
 import re
 import time
@@ -24,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from coca_bench import distributed
 from coca_bench.cache import feature_cache_dir
 from coca_bench.fingerprints import content_fingerprint, dataset_fingerprint, result_key, suite_code_fingerprint
 from coca_bench.registry import (
@@ -200,10 +202,11 @@ class _Suite:
         self.config = config
         self.load_model = load_model
         settings = config.settings.validated()
-        device = resolve_device(settings.device)
+        device = distributed.device_for_rank(resolve_device(settings.device))  # under torchrun: cuda:LOCAL_RANK
         check_precision(settings.precision, device)
         cache_dir = settings.cache_dir if settings.cache_dir is not None else feature_cache_dir()
-        self.settings = settings.replace(device=device, cache_dir=cache_dir)
+        progress = settings.progress and distributed.is_main()  # one set of progress bars, rank 0's
+        self.settings = settings.replace(device=device, cache_dir=cache_dir, progress=progress)
         self.store = ResultStore(config.output)
         self.data_root = Path(config.data_root) if config.data_root is not None else _default_data_root()
         if not self.data_root.is_dir():
@@ -230,7 +233,10 @@ class _Suite:
         except (OSError, ValueError, KeyError) as exc:  # bad path, unknown name, malformed file: one clear line
             raise RunError(f"Cannot load checkpoint {spec!r}: {exc}") from exc
         info = CheckpointInfo(name=name or model.name, spec=spec, sha256=model.weights_sha256)
-        features = FeatureExtractor(model, self.settings.cache_dir, self.settings)
+        extractor = FeatureExtractor
+        if distributed.world_size() > 1:
+            from coca_bench.distributed_features import DistributedFeatureExtractor as extractor
+        features = extractor(model, self.settings.cache_dir, self.settings, chunk_size=_chunk_size())
         return _CheckpointRun(info, model, features)
 
 
@@ -238,6 +244,9 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
     """Run (or reuse) every selected task for every checkpoint; returns the result records.
 
     ``load_model(spec, device)`` replaces ``coca_bench.model.load_model`` (tests, other model backends).
+
+    Under ``torchrun`` every rank calls this; rank 0 runs the tasks and writes, the others only encode features for
+    it (:mod:`coca_bench.distributed`) and return ``[]``.
     """
     config.settings.validated()  # before any plugin import or model load
     load_task_registry(config.plugins)
@@ -251,6 +260,16 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
             params[task.name] = task.resolve_params(overrides[task.name])
         except RegistryError as exc:
             raise RunError(str(exc)) from None
+    distributed.init(config.settings.device)
+    try:
+        return _run_checkpoints(config, tasks, params, load_model)
+    finally:
+        distributed.shutdown()
+
+
+def _run_checkpoints(
+    config: RunConfig, tasks: list[TaskSpec], params: dict[str, dict[str, Any]], load_model: ModelLoader | None
+) -> list[dict]:
     suite = _Suite(config, load_model or _load_bundled_model)
     metric_order = {name: [m.name for m in spec.metrics] for name, spec in all_tasks().items()}
     checkpoints = config.checkpoints or _default_checkpoints()
@@ -259,21 +278,48 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
     seen_names: dict[str, str] = {}
     for entry in checkpoints:
         run = suite.load_checkpoint(entry)
-        if run.info.name in seen_names:
-            raise RunError(
-                f"Two checkpoints are both named {run.info.name!r} ({seen_names[run.info.name]!r} and {entry!r}); "
-                "name them apart with --checkpoint NAME=SPEC."
-            )
-        seen_names[run.info.name] = entry
+        if not distributed.is_main():  # a worker: encode what rank 0's tasks ask for, until it moves on
+            from coca_bench.distributed_features import serve
+
+            serve(run.features)
+            _release(run)
+            continue
         try:
-            suite.store.claim(run.info)
-        except ValueError as exc:
-            raise RunError(str(exc)) from None
-        for task in tasks:
-            records.append(_run_task(suite, task, params[task.name], run))
-            write_summary(config.output, metric_order)
+            if run.info.name in seen_names:
+                raise RunError(
+                    f"Two checkpoints are both named {run.info.name!r} ({seen_names[run.info.name]!r} and {entry!r}); "
+                    "name them apart with --checkpoint NAME=SPEC."
+                )
+            seen_names[run.info.name] = entry
+            try:
+                suite.store.claim(run.info)
+            except ValueError as exc:
+                raise RunError(str(exc)) from None
+            for task in tasks:
+                records.append(_run_task(suite, task, params[task.name], run))
+                write_summary(config.output, metric_order)
+        finally:
+            if distributed.world_size() > 1:
+                from coca_bench.distributed_features import release_workers
+
+                release_workers()
         _release(run)
     return records
+
+
+def _chunk_size() -> int:
+    """Items per feature-cache chunk, the unit of resumption and of sharding across ranks (``COCA_BENCH_CHUNK_SIZE``).
+
+    Smaller chunks spread a small dataset over many GPUs; chunks of another size are new cache entries.
+    """
+    from coca_bench.features import DEFAULT_CHUNK_SIZE
+
+    text = os.environ.get("COCA_BENCH_CHUNK_SIZE", "")
+    if not text:
+        return DEFAULT_CHUNK_SIZE
+    if not text.isdigit() or int(text) < 1:
+        raise RunError(f"COCA_BENCH_CHUNK_SIZE must be a positive integer; got {text!r}.")
+    return int(text)
 
 
 def _default_data_root() -> Path:
@@ -339,6 +385,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
     run.features.skipped.clear()
     context = TaskContext(task, dataset_dir, suite.data_root, run.model, run.features, settings)
     stats_before = run.features.stats.as_dict()
+    by_rank_before = list(getattr(run.features, "items_encoded_by_rank", [stats_before["items_encoded"]]))
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     result = task.run(context, dict(params))
@@ -353,6 +400,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
     skipped = list(run.features.skipped) + [s for s in result.skipped if s not in run.features.skipped]
     key, fingerprint = key_for(annotation_files)
     stats_after = run.features.stats.as_dict()
+    by_rank = getattr(run.features, "items_encoded_by_rank", [stats_after["items_encoded"]])
     record = build_record(
         task,
         RunRecordInputs(
@@ -374,6 +422,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
                 "preprocess_fingerprint": run.model.preprocess_fingerprint,
                 "code_fingerprint": suite_code_fingerprint(task.source),
                 "feature_cache": {k: stats_after[k] - stats_before[k] for k in stats_after},
+                "distributed": distributed.description([a - b for a, b in zip(by_rank, by_rank_before)]),
             },
         ),
         metrics,
@@ -456,8 +505,9 @@ def _find_stored_result(
     """
     try:
         stored = store.load(ckpt.name, task.name)
-    except ValueError:
-        return None  # unreadable record: recompute and overwrite it
+    except ValueError as exc:  # unreadable record: recompute and overwrite it
+        log.warning("%s It will be recomputed.", exc)
+        return None
     if stored is None:
         return None
     files = _annotation_paths(dataset_dir, (stored.get("dataset") or {}).get("annotation_files") or [])

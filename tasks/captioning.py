@@ -19,7 +19,7 @@ NOCAPS_DOMAIN_METRICS = ("CIDEr_in", "CIDEr_near", "CIDEr_out")
 GENERATION = {
     "strategy": "beam", "num_beams": 6, "num_beam_groups": 3, "beam_score": "logits", "max_new_tokens": 29,
     "min_new_tokens": 4, "length_penalty": 1.0, "repetition_penalty": 1.0, "top_k": 50, "top_p": 0.9,
-    "temperature": 1.0,
+    "temperature": 1.0, "decode_dtype": "fp32",  # "bf16": faster decoding, not open_clip's exact tokens (README)
 }  # fmt: skip
 PARAMS = {"split": "test", "references": "karpathy", "annotation_file": None, "image_root": None,
           "caption_batch_size": 16, "spice": None, **GENERATION}  # fmt: skip

@@ -14,7 +14,7 @@ METRICS = tuple(
     for name in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 )
 GENERATION = {"strategy": "beam", "num_beams": 6, "num_beam_groups": 3, "beam_score": "logits", "max_new_tokens": 29,
-              "min_new_tokens": 4}  # fmt: skip
+              "min_new_tokens": 4, "decode_dtype": "fp32"}  # fmt: skip
 PARAMS = {"split": "full", "num_frames": 16, "sampling": "uniform", "backend": "decord", "pooling": "mean",
           "caption_batch_size": 4, "spice": None, **GENERATION}  # fmt: skip
 

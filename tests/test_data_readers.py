@@ -287,15 +287,18 @@ def test_msrvtt_csv_without_a_column_names_the_column(tmp_path: Path) -> None:
 
 def test_kinetics_splits_share_the_label_space(minidata_root: Path) -> None:
     val = read_kinetics(minidata_root / "kinetics", "val")
-    assert len(val) == 12
-    assert val.class_ids == ("growing", "moving down", "moving left", "moving right", "moving up", "shrinking")
+    assert len(val) == 36
+    assert val.class_ids == (
+        "circle growing", "circle moving left", "circle moving up", "square growing", "square moving left",
+        "square moving up",
+    )  # fmt: skip
     assert val.present_labels == tuple(range(6))
     for clip in val:
         assert clip.path.is_file()
         assert clip.path.parent.name == val.class_names[clip.label]
         assert clip.path.name == f"{clip.youtube_id}_{clip.time_start:06d}_{clip.time_end:06d}.mp4"
     train = read_kinetics(minidata_root / "kinetics", "train", classes=val.class_ids)
-    assert len(train) == 18 and train.class_ids == val.class_ids
+    assert len(train) == 36 and train.class_ids == val.class_ids
 
 
 def test_kinetics_flat_layout_and_bad_rows(minidata_root: Path, tmp_path: Path) -> None:

@@ -58,14 +58,18 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
         "6",
     )
     first = _run(*everything)
-    assert "tiny-random-s0" in first.stdout and "acc1=" in first.stdout, first.stdout
-    for checkpoint in ("tiny-random-s0", "tiny-random-s1"):
+    assert "demo-early" in first.stdout and "acc1=" in first.stdout, first.stdout
+    # the first sight of a new user: the table, then the comparison of the two default checkpoints
+    table, comparison = first.stdout.split("Comparison against demo-early", 1)
+    assert re.search(r"imagenet_zeroshot/acc1.*[+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]", comparison)
+    assert "* = CI excludes 0 (significant)" in comparison
+    for checkpoint in ("demo", "demo-early"):
         for task in ("imagenet_zeroshot", "imagenet_subset_zeroshot", "coco_caption_pairing"):
             record = json.loads((out / checkpoint / f"{task}.json").read_text())
             assert record["task"]["name"] == task and record["checkpoint"]["name"] == checkpoint
             assert record["num_samples"] == sum(1 for _ in open(out / checkpoint / f"{task}.samples.jsonl"))
             assert 0.0 <= record["metrics"]["acc1" if "zeroshot" in task else "pair_accuracy"] <= 1.0
-    zeroshot = json.loads((out / "tiny-random-s0" / "imagenet_zeroshot.json").read_text())
+    zeroshot = json.loads((out / "demo" / "imagenet_zeroshot.json").read_text())
     assert len(zeroshot["config"]["key_material"]["templates"]) == 80  # CLIP's ImageNet prompt ensemble, keyed
     assert zeroshot["config"]["extra"]["num_classes"] == 8  # the mini ImageNet's full label space
     assert zeroshot["num_samples"] == 6 and zeroshot["run"]["settings"]["limit"] == 6
@@ -76,7 +80,7 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
     tasks = len(listing.strip().splitlines())
     assert again.stderr.count("reusing the stored result") == 2 * tasks  # every (checkpoint, task) reused
 
-    compared = _run("compare", "--output", str(out), "--baseline", "tiny-random-s0", "--resamples", "200").stdout
+    compared = _run("compare", "--output", str(out), "--baseline", "demo", "--resamples", "200").stdout
     assert re.search(r"imagenet_zeroshot/acc1.*[+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]", compared), compared
     assert (out / "comparison.png").stat().st_size > 1000
 

@@ -97,7 +97,7 @@ def test_kinetics_tasks_record_frames_and_the_clip_mean_of_top1_top5(tmp_path, m
     assert all(len(s["frame_indices"]) == 4 for s in samples)
     probe, probe_samples = run_task(tmp_path / "p", "kinetics_attentive_probe", minidata_root, model=tiny_model,
                                     params=["num_frames=2", "epochs=5"])  # fmt: skip
-    assert probe["config"]["params"]["label_smoothing"] == 0.1 and len(probe_samples) == 12
+    assert probe["config"]["params"]["label_smoothing"] == 0.1 and len(probe_samples) == 36
     assert probe["config"]["extra"]["tokens_per_clip"] == 2 * (1 + (64 // 16) ** 2)  # 2 frames x (cls + patches)
 
 
@@ -119,7 +119,7 @@ def test_unreadable_and_missing_clips_are_recorded_skips_or_fatal_with_strict(tm
     record, samples = run_task(tmp_path, "kinetics_zeroshot", tmp_path / "data", model=tiny_model,
                                params=["num_frames=4"])  # fmt: skip
     skipped = {s["id"]: s["reason"] for s in record["skipped"]}
-    assert set(skipped) == {p.stem for p in broken} and len(samples) == 12 - 4
+    assert set(skipped) == {p.stem for p in broken} and len(samples) == 36 - 4
     assert all(reason.startswith("unreadable video") for reason in skipped.values())
     assert "file not found" in skipped[broken[3].stem]
     assert record["config"]["extra"]["missing_or_unreadable_clips"] == 4

@@ -9,6 +9,7 @@ silently produce a wrong number. A missing dataset folder or annotation file is 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,14 +70,22 @@ class AnnotationFile:
             raise DatasetNotFoundError(f"Annotation file {self.path} does not exist; expected {layout}.")
         return self
 
-    def load_json(self) -> Any:
+    def read_text(self) -> str:
+        """The file as text; bytes that are not UTF-8 are an error naming their line (a BOM is accepted)."""
+        data = self.path.read_bytes()
+        data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data  # the BOM, so that offsets count from 0
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                return json.load(handle)
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise self.error(f"is not UTF-8 text (byte {data[exc.start]:#04x} at line {line})") from None
+
+    def load_json(self) -> Any:
+        text = self.read_text()
+        try:
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise self.error(f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-        except UnicodeDecodeError:
-            raise self.error("is not UTF-8 text") from None
 
     def field(self, obj: Any, key: str, where: str, expected: type | tuple[type, ...]) -> Any:
         """``obj[key]``, checked to be of type ``expected``; ``where`` locates ``obj`` (e.g. ``images[3]``)."""
@@ -89,6 +98,25 @@ class AnnotationFile:
             location = f"{where}.{key}" if where else key
             raise self.error(f"{location} is {_describe(value)}, not {_type_name(expected)}")
         return value
+
+    def text(self, obj: Any, key: str, where: str) -> str:
+        """``obj[key]`` as a non-empty string, stripped: an empty caption or id is a malformed annotation."""
+        value = self.field(obj, key, where, str).strip()
+        if not value:
+            raise self.error(f"{where}.{key} is empty" if where else f"{key} is empty")
+        return value
+
+    def media_path(self, base: Path, relative: str, where: str) -> Path:
+        """``base / relative`` for a path an annotation gives; one that climbs out of ``base`` (``..``, absolute)
+        is fatal, so an annotation can never make the suite read (or fingerprint) a file outside the dataset.
+
+        The check is on the path's text, not on resolved links: a dataset folder may link its images elsewhere.
+        """
+        if escapes(relative):
+            raise self.error(
+                f"{where} {relative!r} leads outside {base}, and annotation paths must stay inside the dataset"
+            )
+        return Path(base) / relative
 
     def optional_field(self, obj: Any, key: str, where: str, expected: type | tuple[type, ...]) -> Any:
         """Like :meth:`field` but ``None`` when the key is absent (or null)."""
@@ -107,21 +135,19 @@ class AnnotationFile:
 
     def read_csv(self, required_columns: Sequence[str]) -> list[dict[str, str]]:
         """Rows of a headed CSV file, after checking the header names ``required_columns``."""
+        handle = io.StringIO(self.read_text(), newline="")
         try:
-            with open(self.path, newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                columns = reader.fieldnames or []
-                missing = [c for c in required_columns if c not in columns]
-                if missing:
-                    raise self.error(f"the header {columns} has no column(s) {missing}")
-                rows = []
-                for line_number, row in enumerate(reader, start=2):
-                    if None in row or any(row.get(c) is None for c in required_columns):
-                        raise self.error(f"line {line_number} does not have {len(columns)} fields")
-                    rows.append(row)
-                return rows
-        except UnicodeDecodeError:
-            raise self.error("is not UTF-8 text") from None
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            missing = [c for c in required_columns if c not in columns]
+            if missing:
+                raise self.error(f"the header {columns} has no column(s) {missing}")
+            rows = []
+            for line_number, row in enumerate(reader, start=2):
+                if None in row or any(row.get(c) is None for c in required_columns):
+                    raise self.error(f"line {line_number} does not have {len(columns)} fields")
+                rows.append(row)
+            return rows
         except csv.Error as exc:
             raise self.error(f"is not valid CSV ({exc})") from None
 
@@ -130,6 +156,20 @@ class AnnotationFile:
             return int(text)
         except ValueError:
             raise self.error(f"{where} is {text!r}, not an integer") from None
+
+
+def escapes(relative: str | Path) -> bool:
+    """Whether a relative path from an annotation leaves the folder it is relative to (absolute, or ``..`` below
+    its start), judged on the text alone."""
+    path = Path(relative)
+    if path.is_absolute() or path.anchor:
+        return True
+    depth = 0
+    for part in path.parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return True
+    return False
 
 
 def _is_instance(value: Any, expected: type | tuple[type, ...]) -> bool:
@@ -160,5 +200,6 @@ __all__ = [
     "AnnotationFormatError",
     "DatasetLayoutError",
     "DatasetNotFoundError",
+    "escapes",
     "require_dataset_dir",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from coca_bench.data.annotations import AnnotationFile, require_dataset_dir
+from coca_bench.data.annotations import AnnotationFile, AnnotationFormatError, require_dataset_dir
 from coca_bench.data.records import CaptionSet, ImageCaptions
 
 COCO_CAPTIONS_FILE = "annotations/captions_val2014.json"
@@ -38,23 +38,27 @@ def read_coco_captions(
     source.require_exists(f"a COCO-format caption file with its images in {image_dir}")
     payload = source.load_json()
     images = source.objects(payload, "images")
-    known_ids: set[int] = set()
+    first_of: dict[int, int] = {}  # image id -> index in 'images'
     for index, image in enumerate(images):
-        known_ids.add(source.field(image, "id", f"images[{index}]", int))
+        image_id = source.field(image, "id", f"images[{index}]", int)
+        if image_id in first_of:
+            raise source.error(f"images[{index}] repeats the id {image_id} of images[{first_of[image_id]}]")
+        first_of[image_id] = index
+    known_ids = set(first_of)
     captions: dict[int, list[str]] = {}
     has_annotations = isinstance(payload, dict) and "annotations" in payload
     for index, annotation in enumerate(source.objects(payload, "annotations") if has_annotations else []):
         where = f"annotations[{index}]"
         image_id = source.field(annotation, "image_id", where, int)
-        caption = source.field(annotation, "caption", where, str)
+        caption = source.text(annotation, "caption", where)
         if image_id not in known_ids:
             raise source.error(f"{where}.image_id {image_id} is not the id of any entry of 'images'")
-        captions.setdefault(image_id, []).append(caption.strip())
+        captions.setdefault(image_id, []).append(caption)
 
     wanted = None if image_ids is None else {int(i) for i in image_ids}
     if wanted is not None and not wanted <= known_ids:
         missing = sorted(wanted - known_ids)
-        raise ValueError(
+        raise AnnotationFormatError(
             f"{source.path} has no images with id(s) {missing[:5]} ({len(missing)} in all) of the {len(wanted)} requested; "
             f"use the caption file that covers those images."
         )
@@ -71,7 +75,7 @@ def read_coco_captions(
         items.append(
             ImageCaptions(
                 id=str(image_id),
-                path=Path(image_dir) / file_name,
+                path=source.media_path(Path(image_dir), file_name, f"{where}.file_name"),
                 captions=tuple(captions.get(image_id, ())),
                 domain=domain,
             )

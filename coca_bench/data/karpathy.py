@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coca_bench.data.annotations import AnnotationFile, require_dataset_dir
+from coca_bench.data.annotations import AnnotationFile, AnnotationFormatError, require_dataset_dir
 from coca_bench.data.records import CaptionSet, ImageCaptions
 
 KARPATHY_SPLITS = ("train", "restval", "val", "test")
@@ -34,6 +34,7 @@ def read_karpathy(
     images = source.objects(payload, "images")
     fallback_dir = image_dir if image_dir is not None else DEFAULT_IMAGE_DIRS.get(name)
     items = []
+    first_of: dict[str, int] = {}  # record id -> index in 'images', for duplicates
     for index, image in enumerate(images):
         where = f"images[{index}]"
         image_split = source.field(image, "split", where, str)
@@ -42,8 +43,7 @@ def read_karpathy(
         if image_split != split:
             continue
         captions = tuple(
-            source.field(sentence, "raw", f"{where}.sentences[{k}]", str).strip()
-            for k, sentence in enumerate(sentences)
+            source.text(sentence, "raw", f"{where}.sentences[{k}]") for k, sentence in enumerate(sentences)
         )
         if not captions:
             raise source.error(f"{where} ({filename}) has no sentences")
@@ -52,12 +52,20 @@ def read_karpathy(
             if fallback_dir is None:
                 raise source.error(f"{where} has no key 'filepath' and dataset {name!r} has no default image folder")
             folder = fallback_dir
+        elif image_dir is None:  # the annotation's own folder must stay inside the dataset too
+            source.media_path(root, folder, f"{where}.filepath")
+        path = source.media_path(root / folder, filename, f"{where}.filename")
         cocoid = source.optional_field(image, "cocoid", where, int)
         record_id = str(cocoid) if cocoid is not None else Path(filename).stem
-        items.append(ImageCaptions(id=record_id, path=root / folder / filename, captions=captions))
+        if record_id in first_of:
+            raise source.error(f"{where} repeats the image id {record_id!r} of images[{first_of[record_id]}]")
+        first_of[record_id] = index
+        items.append(ImageCaptions(id=record_id, path=path, captions=captions))
     if not items:
         splits = sorted({str(image.get("split")) for image in images})
-        raise ValueError(f"{source.path} has no images in split {split!r}; its splits are {splits}.")
+        raise AnnotationFormatError(
+            f"{source.path} has no images in split {split!r}; its splits are {splits} (pick one with --param split=)."
+        )
     return CaptionSet(items=tuple(items), split=split, annotation_files=(source.path,))
 
 

@@ -40,6 +40,7 @@ def read_kinetics(
     index_of = {label: i for i, label in enumerate(class_ids)}
     split_dir = root / split
     clips = []
+    line_of: dict[str, int] = {}  # clip id -> line, for duplicates
     for line_number, (row, label) in enumerate(zip(rows, labels), start=2):
         if label not in index_of:
             raise source.error(f"line {line_number} has label {label!r}, which is not one of the given classes")
@@ -47,9 +48,15 @@ def read_kinetics(
         start = source.parse_int(row["time_start"].strip(), f"line {line_number} time_start")
         end = source.parse_int(row["time_end"].strip(), f"line {line_number} time_end")
         name = kinetics_clip_name(youtube_id, start, end, video_suffix)
+        clip_id = Path(name).stem
+        if clip_id in line_of:
+            raise source.error(f"line {line_number} repeats the clip {clip_id!r} of line {line_of[clip_id]}")
+        line_of[clip_id] = line_number
+        source.media_path(split_dir, name, f"line {line_number} youtube_id")  # each part stays inside the split
+        source.media_path(split_dir, label, f"line {line_number} label")
         clips.append(
             VideoClip(
-                id=Path(name).stem,
+                id=clip_id,
                 path=_clip_path(split_dir, label, name),
                 label=index_of[label],
                 youtube_id=youtube_id,

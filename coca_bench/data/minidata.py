@@ -36,7 +36,7 @@ from coca_bench.cache import cache_root
 from coca_bench.data import scenes
 from coca_bench.data.scenes import COLOURS, MOTIONS, NOVEL_SHAPES, POSITIONS, SHAPES, Scene
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 IMAGE_SIZE = 128
 VIDEO_SIZE = 128
 VIDEO_FPS = 8
@@ -54,6 +54,17 @@ IMAGENET_CLASSES: tuple[tuple[str, str], ...] = (
     ("red", "square"),
     ("green", "triangle"),
     ("purple", "star"),
+)
+# Kinetics classes name an object and an action, like the real ones ("juggling balls"). Each pairs a shape with a
+# motion, and no class is another's reverse: a frame-wise encoder without temporal order (the paper's video protocol)
+# can tell every class apart only by recognising the shape as well as the direction of the motion.
+KINETICS_CLASSES: tuple[tuple[str, str], ...] = (
+    ("circle", "moving left"),
+    ("square", "moving left"),
+    ("circle", "moving up"),
+    ("square", "moving up"),
+    ("circle", "growing"),
+    ("square", "growing"),
 )
 IMAGENET_SUBSET_CLASSES: tuple[int, ...] = (1, 4, 6)  # an ImageNet-A/-R style val folder with 3 of the 8 classes
 MINI_DATASETS: tuple[str, ...] = (
@@ -411,12 +422,13 @@ class _MiniDataWriter:
         self.write_csv("msrvtt/MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"], jsfusion_rows)
 
     def kinetics(self, rng: np.random.Generator, per_class: dict[str, int] | None = None) -> None:
-        per_class = per_class or {"train": 3, "val": 2}
+        per_class = per_class or {"train": 6, "val": 6}
         for split, count in per_class.items():
             rows = []
-            for label in MOTIONS:
+            for kind, motion in KINETICS_CLASSES:
+                label = f"{kind} {motion}"
                 for _ in range(count):
-                    clip = scenes.moving_shape(rng, str(rng.choice(SHAPES)), str(rng.choice(COMMON_COLOURS)), label)
+                    clip = scenes.moving_shape(rng, kind, str(rng.choice(COMMON_COLOURS)), motion)
                     youtube_id = _youtube_id(rng)
                     start = int(rng.integers(0, 300))
                     end = start + 10

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coca_bench.data.annotations import AnnotationFile, require_dataset_dir
+from coca_bench.data.annotations import AnnotationFile, AnnotationFormatError, require_dataset_dir
 from coca_bench.data.records import CaptionSet, VideoCaptions
 
 MSRVTT_SPLITS = ("1k-A", "full")
@@ -25,8 +25,8 @@ def read_msrvtt(root: Path, split: str = "1k-A", video_suffix: str = ".mp4") -> 
         raise ValueError(f"Unknown MSR-VTT split {split!r}; use one of {list(MSRVTT_SPLITS)}.")
     root = require_dataset_dir(Path(root), f"the CLIP4Clip MSR-VTT layout ({JSFUSION_FILE}, {DATA_FILE}, {VIDEO_DIR}/)")
 
-    def video_path(video_id: str) -> Path:
-        return root / VIDEO_DIR / f"{video_id}{video_suffix}"
+    def video_path(source: AnnotationFile, video_id: str, where: str) -> Path:
+        return source.media_path(root / VIDEO_DIR, f"{video_id}{video_suffix}", f"{where} video_id")
 
     if split == "1k-A":
         source = AnnotationFile(
@@ -42,20 +42,30 @@ def read_msrvtt(root: Path, split: str = "1k-A", video_suffix: str = ".mp4") -> 
             if video_id in seen:
                 raise source.error(f"line {line_number} repeats video_id {video_id!r}; 1k-A has one caption per video")
             seen.add(video_id)
-            items.append(VideoCaptions(id=video_id, path=video_path(video_id), captions=(row["sentence"].strip(),)))
+            sentence = row["sentence"].strip()
+            if not sentence:
+                raise source.error(f"line {line_number} has an empty sentence")
+            path = video_path(source, video_id, f"line {line_number}")
+            items.append(VideoCaptions(id=video_id, path=path, captions=(sentence,)))
         return CaptionSet(items=tuple(items), split=split, annotation_files=(source.path,))
 
     source = AnnotationFile(root / DATA_FILE, "the MSR-VTT videodatainfo format (videos, sentences)")
     source.require_exists(f"CLIP4Clip's {DATA_FILE} in {root}")
     payload = source.load_json()
     test_ids: list[str] = []
+    paths: dict[str, Path] = {}
+    first_of: dict[str, int] = {}  # video id -> index in 'videos', for duplicates
     for index, video in enumerate(source.objects(payload, "videos")):
         where = f"videos[{index}]"
         video_id = source.field(video, "video_id", where, str)
+        if video_id in first_of:
+            raise source.error(f"{where} repeats the video_id {video_id!r} of videos[{first_of[video_id]}]")
+        first_of[video_id] = index
         if source.field(video, "split", where, str) == "test":
             test_ids.append(video_id)
+            paths[video_id] = video_path(source, video_id, where)
     if not test_ids:
-        raise ValueError(
+        raise AnnotationFormatError(
             f"{source.path} lists no videos with split 'test'; the full test split needs the complete MSR-VTT "
             f"annotations (train_val and test videodatainfo merged, as CLIP4Clip's {DATA_FILE})."
         )
@@ -63,13 +73,12 @@ def read_msrvtt(root: Path, split: str = "1k-A", video_suffix: str = ".mp4") -> 
     for index, sentence in enumerate(source.objects(payload, "sentences")):
         where = f"sentences[{index}]"
         video_id = source.field(sentence, "video_id", where, str)
-        caption = source.field(sentence, "caption", where, str)
         if video_id in captions:
-            captions[video_id].append(caption.strip())
+            captions[video_id].append(source.text(sentence, "caption", where))
     uncaptioned = [video_id for video_id, texts in captions.items() if not texts]
     if uncaptioned:
         raise source.error(f"test video(s) {uncaptioned[:5]} have no entry in 'sentences'")
-    items = [VideoCaptions(id=v, path=video_path(v), captions=tuple(captions[v])) for v in test_ids]
+    items = [VideoCaptions(id=v, path=paths[v], captions=tuple(captions[v])) for v in test_ids]
     return CaptionSet(items=tuple(items), split=split, annotation_files=(source.path,))
 
 

@@ -42,9 +42,15 @@ def read_vqa(root: Path, split: str = "val2014") -> VqaSet:
     image_folder = vqa_image_folder(split)
     payload = questions_file.load_json()
     questions = []
+    first_of: dict[int, int] = {}  # question id -> index in 'questions', for duplicates
     for index, entry in enumerate(questions_file.objects(payload, "questions")):
         where = f"questions[{index}]"
         question_id = questions_file.field(entry, "question_id", where, int)
+        if question_id in first_of:
+            raise questions_file.error(
+                f"{where} repeats the question_id {question_id} of questions[{first_of[question_id]}]"
+            )
+        first_of[question_id] = index
         image_id = questions_file.field(entry, "image_id", where, int)
         text = questions_file.field(entry, "question", where, str)
         annotation = answers_by_question.pop(question_id, None)

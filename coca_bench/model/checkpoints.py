@@ -2,6 +2,10 @@
 
 Native format: a folder with ``model.safetensors`` and ``config.json`` (``{"format": "coca_bench", "model": {...},
 "tokenizer": ...}``). Loading never runs pickled code: safetensors, or ``torch.load(weights_only=True)``.
+
+A native file may store floats in fp16 or bf16 (loading upcasts to fp32) and may leave out the all-zero rows of a
+matrix (``<key>:index`` and ``<key>:values`` tensors plus the full shape in the safetensors metadata): a model trained
+on a few hundred of the 49,408 CLIP BPE tokens is then a few MB instead of 60 (the shipped ``demo`` checkpoints).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,7 +41,16 @@ BUNDLED_CHECKPOINTS: dict[str, BundledCheckpoint] = {
     "tiny-random-s0": BundledCheckpoint("tiny", 0, "tiny open_clip-style CoCa, seeded random weights (seed 0)"),
     "tiny-random-s1": BundledCheckpoint("tiny", 1, "tiny open_clip-style CoCa, seeded random weights (seed 1)"),
 }
-DEFAULT_CHECKPOINTS: list[str] = ["tiny-random-s0", "tiny-random-s1"]
+# Trained checkpoints that ship inside the package (coca_bench/checkpoints_data/<name>/, each with a MODEL_CARD.md):
+# one run of `coca-bench train` on generated scenes, its final and its early weights.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints_data"
+SHIPPED_CHECKPOINTS: dict[str, str] = {
+    "demo": "small CoCa (coca-demo preset) trained on generated scenes: final weights",
+    "demo-early": "the same training run's early weights: the baseline demo is compared against",
+}
+# The default run: the trained model against its own early weights, so the first table shows real differences.
+DEFAULT_CHECKPOINTS: list[str] = ["demo", "demo-early"]
+SPARSE_METADATA = "coca_bench.sparse_rows"
 
 
 @dataclass
@@ -50,21 +64,58 @@ class LoadedCheckpoint:
 
 
 # ---------------------------------------------------------------------------------------------------------- native
-def save_native(network: CoCa, folder: Path, tokenizer: str = "clip_bpe") -> Path:
-    """Write ``folder/model.safetensors`` and ``folder/config.json`` atomically."""
+def save_native(
+    network: CoCa,
+    folder: Path,
+    tokenizer: str = "clip_bpe",
+    *,
+    dtype: torch.dtype | None = None,
+    omit_zero_rows: bool = False,
+) -> Path:
+    """Write ``folder/model.safetensors`` and ``folder/config.json`` atomically.
+
+    ``dtype``: store floating tensors in this dtype (fp16 halves a file; loading upcasts to fp32). ``omit_zero_rows``:
+    store only the rows of the token embedding and the columns of the vocabulary head that are not all zero.
+    """
     from safetensors.torch import save
 
     folder = Path(folder)
     state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    sparse: dict[str, dict[str, Any]] = {}
+    if omit_zero_rows:
+        for key, dim in (("text.token_embedding.weight", 0), ("decoder.lm_head", 1)):
+            value = state.pop(key)
+            index = torch.nonzero(value.ne(0).any(dim=1 - dim)).flatten()
+            state[f"{key}:index"] = index
+            state[f"{key}:values"] = value.index_select(dim, index).contiguous()
+            sparse[key] = {"dim": dim, "shape": list(value.shape)}
+    metadata = {SPARSE_METADATA: json.dumps(sparse, sort_keys=True)} if sparse else None
     config = {"format": FORMAT, "version": 1, "model": network.cfg.to_dict(), "tokenizer": tokenizer}
-    atomic_write_bytes(folder / WEIGHTS_FILE, save(state))
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(state, metadata=metadata))
     atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
     return folder
 
 
-def _load_native(folder: Path) -> LoadedCheckpoint:
-    from safetensors.torch import load_file
+def read_native_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A native weights file as a dense fp32 state dict: omitted zero rows restored, fp16 / bf16 upcast."""
+    from safetensors import safe_open
 
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    try:
+        sparse = json.loads(metadata.get(SPARSE_METADATA, "{}"))
+        for key, spec in sparse.items():
+            index, values = state.pop(f"{key}:index"), state.pop(f"{key}:values")
+            state[key] = values.new_zeros(spec["shape"]).index_copy_(int(spec["dim"]), index, values)
+    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+        raise ValueError(f"{path}: its omitted-rows metadata does not fit its tensors ({exc}).") from exc
+    return {k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v for k, v in state.items()}
+
+
+def _load_native(folder: Path) -> LoadedCheckpoint:
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():
         raise ValueError(f"{folder} is not a coca_bench checkpoint: it needs {CONFIG_FILE} and {WEIGHTS_FILE}.")
@@ -76,7 +127,7 @@ def _load_native(folder: Path) -> LoadedCheckpoint:
     if meta.get("format") != FORMAT:
         raise ValueError(f"{config_path}: 'format' is {meta.get('format')!r}, expected {FORMAT!r}.")
     network = CoCa(cfg)
-    load_state(network, load_file(str(weights_path)), str(weights_path))
+    load_state(network, read_native_weights(weights_path), str(weights_path))
     return LoadedCheckpoint(
         network, cfg, meta.get("tokenizer", "clip_bpe"), folder.name, weights_path, sha256_file(weights_path)
     )
@@ -222,6 +273,17 @@ def bundled_path(name: str) -> Path:
     return folder
 
 
+def shipped_path(name: str) -> Path:
+    """The folder of a checkpoint shipped in the package; a clear error when an install left its files out."""
+    folder = SHIPPED_DIR / name
+    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise ValueError(
+            f"The shipped checkpoint {name!r} is missing from {folder} (this install left out the package data). "
+            "Reinstall coca-bench, or recreate it with the command in its MODEL_CARD.md (`coca-bench train`)."
+        )
+    return folder
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -231,6 +293,10 @@ def load_checkpoint(spec: str) -> LoadedCheckpoint:
     """``spec``: a bundled name, ``open_clip:<arch>:<file-or-tag>``, or a native checkpoint folder / weights file."""
     if spec in BUNDLED_CHECKPOINTS:
         loaded = _load_native(bundled_path(spec))
+        loaded.name = spec
+        return loaded
+    if spec in SHIPPED_CHECKPOINTS:
+        loaded = _load_native(shipped_path(spec))
         loaded.name = spec
         return loaded
     if spec.startswith("open_clip:"):
@@ -246,6 +312,6 @@ def load_checkpoint(spec: str) -> LoadedCheckpoint:
     if path.is_dir():
         return _load_native(path)
     raise ValueError(
-        f"Checkpoint {spec!r} is not a bundled name ({sorted(BUNDLED_CHECKPOINTS)}), an open_clip:<arch>:<file-or-tag> "
-        "spec, or a folder with config.json and model.safetensors."
+        f"Checkpoint {spec!r} is not a bundled name ({sorted({*SHIPPED_CHECKPOINTS, *BUNDLED_CHECKPOINTS})}), an "
+        "open_clip:<arch>:<file-or-tag> spec, or a folder with config.json and model.safetensors."
     )

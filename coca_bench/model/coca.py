@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import copy
 import weakref
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import CocaConfig
-from .layers import AttentionalPooler, Block, CrossBlock, KVCache, SelfAttentionBlock
+from .layers import (
+    AttentionalPooler,
+    Block,
+    CrossBlock,
+    KVCache,
+    PackedLinear,
+    SelfAttentionBlock,
+    onednn_bf16_available,
+    pack_for_onednn,
+)
 
 
 class ImageEncoder(nn.Module):
@@ -195,35 +205,53 @@ class CoCa(nn.Module):
     ) -> DecodingSession:
         return DecodingSession(self, image_tokens, max_len, use_cache, rows_per_image, dtype)
 
-    def decoding_modules(self, dtype: torch.dtype = torch.float32) -> tuple[TextEncoder, MultimodalDecoder]:
-        """(text layers, multimodal decoder) holding ``dtype`` weights: the model's own for fp32, else a cast copy.
+    def decoding_weights(self, dtype: torch.dtype = torch.float32) -> DecodingWeights:
+        """The text layers, decoder and vocabulary head a :class:`DecodingSession` runs: this model's own for fp32;
+        for another dtype a cast copy, with oneDNN-prepacked linears for bf16 on CPU where available.
 
         The copy is made once per dtype and reused while the fp32 weights stay the same tensors, unmodified (their
         storage and in-place version counters are checked on every call), so that a bf16 caption does not pay for
-        casting ~170M parameters each time and the fp32 model is never changed.
+        casting ~170M parameters (B-32) each time; the fp32 model itself is never changed.
         """
         if dtype == torch.float32:
-            return self.text, self.decoder
+            return DecodingWeights(self.text, self.decoder, None)
         sources = (self.text, self.decoder)
-        params = [t for module in sources for t in (*module.parameters(), *module.buffers())]
-        key = tuple((t.data_ptr(), t._version, t.device) for t in params)
+        tensors = [t for module in sources for t in (*module.parameters(), *module.buffers())]
+        key = tuple((t.data_ptr(), t._version, t.device) for t in tensors)
         copies = _DECODING_COPIES.setdefault(self, {})
         cached = copies.get(dtype)
         if cached is None or cached[0] != key:
-            copies.pop(dtype, None)  # free the stale copy before casting a new one
-            memo = {id(t): _cast(t, dtype) for t in params}
-            cached = (key, *(copy.deepcopy(module, memo) for module in sources))
+            copies.pop(dtype, None)  # free a stale copy before making the new one
+            memo = {id(t): _cast(t, dtype) for t in tensors}
+            text, decoder = (copy.deepcopy(module, memo).eval() for module in sources)
+            head = None
+            if dtype == torch.bfloat16 and onednn_bf16_available(decoder.lm_head.device):
+                pack_for_onednn(text.blocks)
+                pack_for_onednn(decoder)
+                head = PackedLinear(decoder.lm_head.T, None)
+            cached = (key, DecodingWeights(text, decoder, head))
             copies[dtype] = cached
-        return cached[1], cached[2]
+        return cached[1]
 
 
-# per-model reduced-precision copies of the decoding weights; weak keys, so a deleted model frees its copies
+class DecodingWeights(NamedTuple):
+    """What a decoding session runs: text layers, multimodal decoder, and the vocabulary head as a module (None:
+    ``features @ decoder.lm_head``)."""
+
+    text: TextEncoder
+    decoder: MultimodalDecoder
+    head: nn.Module | None
+
+
+REFINED_LOGITS = 16  # per row, the bf16 session's highest logits recomputed in fp32 (see DecodingSession._logits)
+
+# per-model reduced-precision copies of the decoding weights; weak keys, so that a deleted model frees its copies
 _DECODING_COPIES: weakref.WeakKeyDictionary[CoCa, dict[torch.dtype, tuple]] = weakref.WeakKeyDictionary()
 
 
 def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A detached copy in ``dtype`` (integer tensors keep theirs); parameters stay parameters, without gradients."""
-    cast = tensor.detach().to(dtype) if tensor.is_floating_point() else tensor.detach().clone()
+    cast = tensor.detach().to(dtype, copy=True) if tensor.is_floating_point() else tensor.detach().clone()
     return nn.Parameter(cast, requires_grad=False) if isinstance(tensor, nn.Parameter) else cast
 
 
@@ -247,7 +275,7 @@ class DecodingSession:
     values, and must keep their image through :meth:`select`.
 
     ``dtype`` other than fp32 (bf16) runs the text layers, the decoder, the caches and the image keys/values in that
-    dtype, with weights from :meth:`CoCa.decoding_modules`; :meth:`step` still returns fp32 logits, so that search
+    dtype, with weights from :meth:`CoCa.decoding_weights`; :meth:`step` still returns fp32 logits, so that search
     strategies compare scores in fp32. fp32 is exactly the default computation (open_clip parity).
     """
 
@@ -267,7 +295,7 @@ class DecodingSession:
                 f"token and any prefix fed count as positions); use max_len <= {context}."
             )
         self.model, self.use_cache, self.max_len, self.dtype = model, use_cache, max_len, dtype
-        self.text, self.decoder = model.decoding_modules(dtype)
+        self.text, self.decoder, self.head = model.decoding_weights(dtype)
         self.shared_images = rows_per_image > 1
         if dtype != torch.float32:
             image_tokens = image_tokens.to(dtype)
@@ -292,7 +320,7 @@ class DecodingSession:
         text, decoder = self.text, self.decoder
         if not self.use_cache:
             token_outputs = self._uncached_text(self.prefix)
-            return (decoder.features(token_outputs, self.image_kv)[:, -1] @ decoder.lm_head).float()
+            return self._logits(decoder.features(token_outputs, self.image_kv)[:, -1])
         position = self.length - 1
         x = text.token_embedding(tokens[:, None]) + text.positional_embedding[position]
         if text.legacy_cls_mask:
@@ -306,7 +334,18 @@ class DecodingSession:
         for block, cache in zip(text.blocks, self.text_caches):
             x = block(x, mask, cache)
         features = decoder.features(x, self.image_kv, self.decoder_caches)
-        return (features[:, -1] @ decoder.lm_head).float()  # a no-op in fp32
+        return self._logits(features[:, -1])
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+        logits = (features @ self.decoder.lm_head if self.head is None else self.head(features)).float()
+        if self.dtype == torch.float32:
+            return logits  # ``.float()`` was a no-op: exactly the fp32 product
+        # bf16 logits keep ~3 significant digits, which ties or swaps near-equal candidates: recompute the top ones in
+        # fp32 from the same features and the fp32 head, so that argmax, beams and top-k rank them as fp32 would
+        top = logits.topk(min(REFINED_LOGITS, logits.shape[-1]), dim=-1).indices
+        columns = self.model.decoder.lm_head[:, top].permute(1, 2, 0)  # [B, R, W]
+        exact = (columns * features.float()[:, None, :]).sum(-1)  # not a matmul: autocast leaves it in fp32
+        return logits.scatter_(1, top, exact)
 
     def _uncached_text(self, prefix: torch.Tensor) -> torch.Tensor:
         text = self.text

@@ -105,8 +105,14 @@ class ResultStore:
         return json_path
 
     def load(self, checkpoint: str, task: str) -> dict | None:
+        """The stored record, ``None`` when absent; ``ValueError`` when the file is not a JSON record."""
         path = self.json_path(checkpoint, task)
-        return _restore_nan_metrics(read_json(path)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        record = read_json(path)
+        if not isinstance(record, dict):
+            raise ValueError(f"{path} is not a result record; delete it, or rerun that task with --force.")
+        return _restore_nan_metrics(record)
 
     def samples(self, checkpoint: str, task: str) -> list[dict]:
         """Per-sample records, or ``[]`` when the file is absent."""
@@ -140,6 +146,7 @@ class ResultStore:
             return None
         data = samples_path.read_bytes()
         if sha256_bytes(data) != (record.get("samples_file") or {}).get("sha256"):
+            warnings.warn(f"{samples_path} does not match its record's sha256; it will be recomputed.", stacklevel=2)
             return None
         return record
 
