@@ -28,11 +28,15 @@ def test_wheel_carries_every_source_file_and_lists_the_builtin_tasks(tmp_path: P
     expected |= {f"coca_bench/builtin_tasks/{p.name}" for p in (ROOT / "tasks").glob("*.py")}
     assert expected - names == set(), "files missing from the wheel"
     assert "coca_bench/data/imagenet_wnids.txt" in names
+    for name in ("demo", "demo-early"):  # the default checkpoints ship as package data
+        assert {f"coca_bench/checkpoints_data/{name}/{f}" for f in ("model.safetensors", "config.json",
+                                                                    "MODEL_CARD.md")} <= names  # fmt: skip
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     code = (
         "import coca_bench, sys; from coca_bench.runner import load_task_registry; "
+        "from coca_bench.model.checkpoints import load_checkpoint; assert load_checkpoint('demo').name == 'demo'; "
         "print(coca_bench.__file__); print(' '.join(sorted(load_task_registry())))"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
