@@ -299,3 +299,27 @@ def test_ranks_are_a_plain_dataclass():
     ranks = rank_retrieval(IMAGES, TEXTS, OWNER)
     assert isinstance(ranks, RetrievalRanks)
     assert ranks.i2t_rank.dtype == np.int64 and ranks.top_texts.shape == (3, 5)
+
+
+def test_fp16_embeddings_rank_as_their_fp32_values_without_a_gallery_sized_copy():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((200, 64)).astype(np.float16)
+    texts = (np.repeat(images.astype(np.float32), 100, axis=0) + rng.standard_normal((20_000, 64))).astype(np.float16)
+    owner = np.repeat(np.arange(200), 100)
+    as_fp32 = images.astype(np.float32), texts.astype(np.float32)
+
+    def peak(*embeddings: np.ndarray):
+        tracemalloc.start()
+        try:
+            ranks = rank_retrieval(*embeddings, owner, top_k=5, block_size=256)
+            return ranks, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    (half, half_peak), (full, full_peak) = peak(images, texts), peak(*as_fp32)
+    for field in ("i2t_rank", "t2i_rank", "top_texts"):
+        np.testing.assert_array_equal(getattr(half, field), getattr(full, field))
+    # each block is cast as it is computed: no fp32 copy of the gallery (5.1 MB here) on top of what fp32 input needs
+    assert half_peak < full_peak + as_fp32[1].nbytes / 2

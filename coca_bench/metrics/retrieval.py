@@ -70,8 +70,11 @@ def _check_inputs(
     if (captions_per_image == 0).any():
         first = np.flatnonzero(captions_per_image == 0)[:5].tolist()
         raise ValueError(f"Every image must own at least one text; images {first} own none.")
-    query = np.ascontiguousarray(query, dtype=np.float32)
-    texts = np.ascontiguousarray(texts, dtype=np.float32)
+    # fp16 stays fp16 (each block is cast to fp32 as it is computed: the same values as a cast of the whole array,
+    # without a gallery-sized fp32 copy); anything else becomes fp32
+    query, texts = (
+        np.ascontiguousarray(x, dtype=x.dtype if x.dtype == np.float16 else np.float32) for x in (query, texts)
+    )
     if not (_all_finite(query) and _all_finite(texts)):
         raise ValueError("Embeddings contain NaN or infinity; the encoder produced invalid values (try fp32).")
     return query, texts, owner.astype(np.int64)
@@ -108,7 +111,7 @@ def _unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _block_scores(query: np.ndarray, texts: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
     """The one place similarities are computed: the same (rows, cols) block always gives the same bits."""
-    return query[rows] @ texts[cols].T
+    return query[rows].astype(np.float32, copy=False) @ texts[cols].astype(np.float32, copy=False).T
 
 
 def _block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
