@@ -63,6 +63,8 @@ def test_the_check_catches_unsafe_loaders(tmp_path):
 
 def test_a_result_records_the_plugin_file_that_defined_its_task_and_its_sha256(tmp_path, minidata_root):
     record, _ = run_task(tmp_path, "imagenet_zeroshot", minidata_root)
+    import coca_bench.builtin_tasks  # the checkout's tasks/, installed under this name
+
     source = Path(record["task"]["source"])
-    assert source.resolve() == (ROOT / "tasks" / "imagenet_zeroshot.py").resolve()
+    assert source.resolve() == (Path(coca_bench.builtin_tasks.__file__).parent / "imagenet_zeroshot.py").resolve()
     assert record["task"]["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()

@@ -76,7 +76,7 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("checkpoint") and "imagenet_zeroshot/acc1" in summary[0] and len(summary) == 3
 
-    again = _run(*everything)
+    again = _run(*everything, "--no-compare")
     tasks = len(listing.strip().splitlines())
     assert again.stderr.count("reusing the stored result") == 2 * tasks  # every (checkpoint, task) reused
 
