@@ -20,6 +20,7 @@ TASKS = ["imagenet_linear_probe", "imagenet_attentive_probe", "kinetics_attentiv
 ARGS = [
     "--tasks", ",".join(TASKS), "--checkpoint", CHECKPOINT, "--limit", "4", "--seed", "3",
     "--param", "vqav2.mode=probe", "--param", "epochs=3", "--param", "kinetics_attentive_probe.num_frames=2",
+    "--param", "kinetics_attentive_probe.min_steps=0",
     "--param", "coco_captioning.strategy=greedy", "--param", "coco_captioning.max_new_tokens=6",
     "--param", "coco_captioning.spice=false", "--no-progress", "--num-workers", "0", "--no-compare",
 ]  # fmt: skip

@@ -272,3 +272,15 @@ def test_attentive_probe_rejects_bad_inputs(marked_tokens):
     probe = train_attentive_probe(x[:8], y[:8], 4, _attentive_config(epochs=1))
     with pytest.raises(ValueError, match="width 16"):
         probe.logits(x[:2, :, :8])
+
+
+def test_min_steps_adds_epochs_only_where_a_split_gives_too_few_steps(marked_tokens):
+    from coca_bench.probes.attentive import train_attentive_probe
+
+    (x, y), _ = marked_tokens  # 512 samples in batches of 32: 16 steps per epoch
+    few = train_attentive_probe(x[:20], y[:20], 4, _attentive_config(epochs=2, min_steps=7))
+    assert len(few.train_loss) == 7  # one step per epoch: 7 epochs reach 7 steps
+    many = train_attentive_probe(x[:64], y[:64], 4, _attentive_config(epochs=2, min_steps=3))
+    assert len(many.train_loss) == 2  # 2 epochs already give 4 steps
+    with pytest.raises(ValueError, match="min_steps"):
+        _attentive_config(min_steps=-1)

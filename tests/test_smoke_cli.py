@@ -56,8 +56,8 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
         "--no-progress",
         "--limit",
         "6",
-        "--param",  # the video probe's 200 default epochs take 20 s per checkpoint; the pipeline is the same
-        "kinetics_attentive_probe.epochs=20",
+        "--param",  # the video probe's 200 default steps take 20 s per checkpoint; the pipeline is the same
+        "kinetics_attentive_probe.min_steps=20",
     )
     first = _run(*everything)
     assert "demo-early" in first.stdout and "acc1=" in first.stdout, first.stdout

@@ -96,7 +96,7 @@ def test_kinetics_tasks_record_frames_and_the_clip_mean_of_top1_top5(tmp_path, m
     assert metrics["mean_top1_top5"] == pytest.approx((metrics["acc1"] + metrics["acc5"]) / 2)
     assert all(len(s["frame_indices"]) == 4 for s in samples)
     probe, probe_samples = run_task(tmp_path / "p", "kinetics_attentive_probe", minidata_root, model=tiny_model,
-                                    params=["num_frames=2", "epochs=5"])  # fmt: skip
+                                    params=["num_frames=2", "epochs=5", "min_steps=0"])  # fmt: skip
     assert probe["config"]["params"]["label_smoothing"] == 0.1 and len(probe_samples) == 36
     assert probe["config"]["extra"]["tokens_per_clip"] == 2 * (1 + (64 // 16) ** 2)  # 2 frames x (cls + patches)
 

@@ -115,10 +115,11 @@ def train_attentive_probe(
         lr=config.lr,
     )
     steps_per_epoch = math.ceil(n / config.batch_size)
-    total = config.epochs * steps_per_epoch
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    total = epochs * steps_per_epoch
     model.train()
     epoch_losses: list[float] = []
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=generator)
         loss_sum = 0.0
         for i, start in enumerate(range(0, n, config.batch_size)):

@@ -31,11 +31,14 @@ class AttentiveProbeConfig:
     warmup_steps: int = 0
     num_heads: int = 8
     grad_clip_norm: float = 1.0  # 0 disables clipping
+    min_steps: int = 0
+    """Train at least this many optimizer steps, running more epochs where needed: a split smaller than a batch gives
+    one step per epoch (the bundled mini Kinetics), while a real split reaches its steps through ``epochs`` alone."""
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.num_heads < 1:
-            raise ValueError("epochs, batch_size and num_heads must be at least 1.")
+        if self.epochs < 1 or self.batch_size < 1 or self.num_heads < 1 or self.min_steps < 0:
+            raise ValueError("epochs, batch_size and num_heads must be at least 1, and min_steps at least 0.")
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.grad_clip_norm < 0:
             raise ValueError("lr must be positive and weight_decay, warmup_steps, grad_clip_norm non-negative.")
         if not 0 <= self.label_smoothing < 1:
