@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The feature cache's layout, written by coca_bench.features and read by coca_bench.cache_admin:
+# <feature cache dir>/<kind>/<namespace[:16]>/<chunk key><CHUNK_SUFFIX>
+CHUNK_SUFFIX = ".npz"
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("COCA_BENCH_CACHE") or "~/.cache/coca_bench").expanduser()

@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from coca_bench.cache import cache_root, feature_cache_dir
+from coca_bench.cache import CHUNK_SUFFIX, cache_root, feature_cache_dir
+from coca_bench.fileio import TEMP_PREFIX, TEMP_SUFFIX
 from coca_bench.runner import RunError
 
-CHUNK_SUFFIX = ".npz"
 STALE_TEMP_SECONDS = 3600  # a live run's temp file lives for seconds; an hour-old one was left by a killed run
 _DAY = 86400.0
 
@@ -59,7 +59,7 @@ def scan(cache_dir: Path) -> list[CacheFile]:
     for kind_dir in sorted(p for p in cache_dir.iterdir() if p.is_dir() and not p.is_symlink()):
         for ns_dir in sorted(p for p in kind_dir.iterdir() if p.is_dir() and not p.is_symlink()):
             for path in sorted(ns_dir.iterdir()):
-                temp = path.name.startswith(".") and path.name.endswith(".tmp")
+                temp = path.name.startswith(TEMP_PREFIX) and path.name.endswith(TEMP_SUFFIX)
                 if not (temp or path.suffix == CHUNK_SUFFIX) or not path.is_file() or path.is_symlink():
                     continue
                 try:

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from coca_bench.cache import CHUNK_SUFFIX
 from coca_bench.data import UnreadableMediaError, load_image
 from coca_bench.fileio import atomic_file, sha256_file, sha256_text
 from coca_bench.fingerprints import feature_code_fingerprint
@@ -576,7 +577,7 @@ class FeatureExtractor:
         if self.cache_dir is None:
             return None
         chunk_key = sha256_text(namespace + "\n" + "\n".join(keys))
-        return self.cache_dir / kind / namespace[:16] / f"{chunk_key}.npz"
+        return self.cache_dir / kind / namespace[:16] / f"{chunk_key}{CHUNK_SUFFIX}"
 
     def _read_chunk(self, path: Path | None, keys: list[str]) -> tuple[list[np.ndarray | None], list[str]] | None:
         """The chunk's per-item vectors and reasons, or None if absent or unusable (then it is re-encoded).

@@ -33,6 +33,7 @@ def _default_file_mode() -> int:
 
 
 # --------------------------------------------------------------------------- atomic writes
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"  # an atomic write's temp file: ".<name>.<random>.tmp" beside its target
 
 
 @contextlib.contextmanager
@@ -40,7 +41,7 @@ def atomic_file(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
     """A temp file next to ``path`` that replaces it (after fsync) only if the block finishes; removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         text_mode = "b" not in mode  # text: UTF-8 and "\n" untranslated, so hashes of the text match the bytes
         with open(fd, mode, encoding="utf-8" if text_mode else None, newline="" if text_mode else None) as handle:
