@@ -215,9 +215,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         # `compare` prints, against the last checkpoint (the default run's demo-early), with significance marked.
         baseline = args.baseline or names[-1]
         print(f"\nComparison against {baseline} (`run_suite.py compare --output {args.output} --baseline {baseline}`):")
+        plugins = [arg for folder in args.plugins for arg in ("--plugins", str(folder))]
         return _compare(
-            argparse.Namespace(output=args.output, baseline=baseline, plugins=args.plugins, resamples=1000, seed=0)
-        )
+            build_compare_parser().parse_args(["--output", str(args.output), "--baseline", baseline, *plugins])
+        )  # the `compare` command's own defaults (resamples, seed)
     print(f"HTML report: python run_suite.py report --output {args.output}  (writes {args.output / 'report.html'})")
     return 0
 
