@@ -6,7 +6,15 @@ checkpoint, precision or code version simply writes new chunks). The cache grows
 Layout it reads (written by :mod:`coca_bench.features`): ``<cache dir>/<kind>/<namespace[:16]>/<chunk key>.npz``.
 A chunk's mtime is when it was last written or read (the extractor touches it on every cache hit), so
 ``--older-than DAYS`` removes exactly what no run has used in that long. Only chunk files and the temp files a killed
-run left behind are ever removed, so ``--cache-dir`` pointed at the wrong folder deletes nothing else.
+run left behind are ever removed.
+
+Why the marker: "only chunk files" alone is not a guard, since any ``<a>/<b>/<c>.npz`` looks like one (a wrong
+``--cache-dir`` once cost a user ``experiments/run1/embeddings.npz`` and its folders). So ``prune`` deletes only inside
+a folder that carries :data:`~coca_bench.cache.CACHE_MARKER`, which the extractor writes before its first chunk, and
+refuses any other folder with one line. A cache written before the marker existed is recognised only by its exact
+layout: nothing in it but ``<kind>/<16 hex>/<64 hex>.npz`` chunks and their temp files, at least one chunk, no
+symlinks. Then ``prune`` marks it and goes on (a ``--dry-run`` only reads); a single foreign file makes it refuse, with
+the path of the marker to create by hand once the user has checked the folder.
 """
 
 from __future__ import annotations
@@ -21,12 +29,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from coca_bench.cache import CHUNK_SUFFIX, cache_root, feature_cache_dir
+from coca_bench.cache import (
+    CACHE_MARKER,
+    CHUNK_SUFFIX,
+    cache_root,
+    feature_cache_dir,
+    is_marked_feature_cache,
+    mark_feature_cache,
+)
 from coca_bench.fileio import TEMP_PREFIX, TEMP_SUFFIX
 from coca_bench.runner import RunError
 
 STALE_TEMP_SECONDS = 3600  # a live run's temp file lives for seconds; an hour-old one was left by a killed run
 _DAY = 86400.0
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,50 @@ def scan(cache_dir: Path) -> list[CacheFile]:
                     continue
                 found.append(CacheFile(path, kind_dir.name, ns_dir.name, stat.st_size, stat.st_mtime, temp))
     return found
+
+
+def _is_hex(name: str, length: int) -> bool:
+    return len(name) == length and set(name) <= _HEX
+
+
+def _is_chunk_name(name: str) -> bool:
+    """``<64 hex>.npz``, or the temp file ``.<64 hex>.npz.<random>.tmp`` that an atomic write of one leaves."""
+    if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+        target, _, random = name[len(TEMP_PREFIX) : -len(TEMP_SUFFIX)].rpartition(".")
+        return bool(random) and _is_chunk_name(target)
+    return name.endswith(CHUNK_SUFFIX) and _is_hex(name[: -len(CHUNK_SUFFIX)], 64)
+
+
+def _has_cache_layout(cache_dir: Path) -> bool:
+    """Whether an unmarked folder holds nothing but the feature cache's own layout, with at least one chunk."""
+    chunks = 0
+    for kind_dir in cache_dir.iterdir():
+        if kind_dir.is_symlink() or not kind_dir.is_dir() or not kind_dir.name.replace("_", "").isalnum():
+            return False
+        for ns_dir in kind_dir.iterdir():
+            if ns_dir.is_symlink() or not ns_dir.is_dir() or not _is_hex(ns_dir.name, 16):
+                return False
+            for path in ns_dir.iterdir():
+                if path.is_symlink() or not path.is_file() or not _is_chunk_name(path.name):
+                    return False
+                chunks += not path.name.startswith(TEMP_PREFIX)
+    return chunks > 0
+
+
+def check_is_feature_cache(cache_dir: Path, *, adopt: bool = True) -> None:
+    """:class:`RunError` unless ``cache_dir`` is a feature cache: marked, or an unmarked one recognised by its layout
+    (marked now when ``adopt``). A folder that does not exist passes: there is nothing in it to delete."""
+    if not cache_dir.is_dir() or is_marked_feature_cache(cache_dir):
+        return
+    if _has_cache_layout(cache_dir):
+        if adopt:
+            mark_feature_cache(cache_dir)
+        return
+    raise RunError(
+        f"{cache_dir} is not a coca-bench feature cache (it has no {CACHE_MARKER} file), so cache prune removed "
+        "nothing; pass the feature cache's folder as --cache-dir, or, if this is a cache written before the marker "
+        f"existed, create {cache_dir / CACHE_MARKER} first."
+    )
 
 
 def _iso(moment: float | None) -> str | None:
@@ -174,11 +234,12 @@ def prune(
     now: float | None = None,
 ) -> PruneReport:
     """Remove chunks not used for ``older_than_days`` (or all of them), of ``kinds`` if given, plus temp files
-    older than an hour; then the folders this empties."""
+    older than an hour; then the folders this empties. Only in a feature cache (:func:`check_is_feature_cache`)."""
     if everything == (older_than_days is not None):
         raise RunError("cache prune needs exactly one of --older-than DAYS or --all.")
     if older_than_days is not None and older_than_days < 0:
         raise RunError(f"--older-than must be 0 or more days; got {older_than_days}.")
+    check_is_feature_cache(cache_dir, adopt=not dry_run)
     now = time.time() if now is None else now
     report = PruneReport()
     for entry in scan(cache_dir):
@@ -254,4 +315,4 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-__all__ = ["CacheFile", "PruneReport", "cache_info", "format_info", "main", "prune", "scan"]
+__all__ = ["CacheFile", "PruneReport", "cache_info", "check_is_feature_cache", "format_info", "main", "prune", "scan"]

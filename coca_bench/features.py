@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from coca_bench.cache import CHUNK_SUFFIX
+from coca_bench.cache import CHUNK_SUFFIX, mark_feature_cache
 from coca_bench.data import UnreadableMediaError, load_image
 from coca_bench.fileio import atomic_file, sha256_file, sha256_text
 from coca_bench.fingerprints import feature_code_fingerprint
@@ -568,6 +568,7 @@ class FeatureExtractor:
         """Write chunk ``index`` of ``lookup`` once all its items are in."""
         chunk, path = lookup.chunks[index], lookup.paths[index]
         keys = [item_keys[i] for i in chunk]
+        mark_feature_cache(self.cache_dir)  # `cache prune` deletes only inside a folder that carries the marker
         self._write_chunk(path, keys, [lookup.vectors[i] for i in chunk], [lookup.reasons[i] for i in chunk])
         self._refreshed.add(path)
         self.stats.chunks_encoded += 1

@@ -2,8 +2,8 @@
 
 Why one module: results, feature-cache chunks and checkpoints all need the same two guarantees (a crash leaves the
 previous file or none, never half a file; a file is identified by its bytes), and one implementation keeps them
-equally true everywhere. Content hashes are remembered by (path, size, mtime) in a small SQLite table under the cache
-root, so a rerun over a 6 GB dataset stats its files instead of reading them again.
+equally true everywhere. Content hashes are remembered by (path, size, mtime, ctime, inode) in a small SQLite table
+under the cache root, so a rerun over a 6 GB dataset stats its files instead of reading them again.
 """
 
 from __future__ import annotations
@@ -92,12 +92,22 @@ def _hash_file_bytes(path: Path) -> str:
 
 
 class _HashMemo:
-    """sha256 by (resolved path, size, mtime_ns, inode): a file edited in place gets a new mtime and is rehashed."""
+    """sha256 by (resolved path, size, mtime_ns, ctime_ns, inode).
+
+    The inode change time is what makes the memo safe: a user (or ``touch -d``, or a restore tool) can set the
+    mtime back after editing a file in place, but no user can set ``st_ctime`` back, and every write, chmod or
+    ``utime`` moves it. In :func:`fresh_hashes` mode (``--force``) stored rows are not trusted at all: every file
+    is hashed from its bytes once per process, and the rows are rewritten.
+    """
+
+    _TABLE = "hashes_v2"  # v1 rows lacked ctime_ns; they are never read
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._root: Path | None = None
+        self.trust_stored = True
+        self._hashed_this_process: dict[tuple[str, tuple[int, ...]], str] = {}
 
     def _db(self) -> sqlite3.Connection | None:
         root = cache_root()
@@ -107,8 +117,8 @@ class _HashMemo:
             root.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(root / "file_hashes.sqlite3", timeout=30, check_same_thread=False)
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-                " inode INTEGER, sha256 TEXT)"
+                f"CREATE TABLE IF NOT EXISTS {self._TABLE} (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+                " ctime_ns INTEGER, inode INTEGER, sha256 TEXT)"
             )
         except (OSError, sqlite3.Error):
             return None  # a read-only or broken cache only costs speed
@@ -118,32 +128,62 @@ class _HashMemo:
     def sha256(self, path: Path) -> str:
         resolved = str(Path(path).resolve())
         stat = os.stat(resolved)
-        signature = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        signature = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
         with self._lock:
-            db = self._db()
+            known = self._hashed_this_process.get((resolved, signature))
+            if known is not None:
+                return known
+            db = self._db() if self.trust_stored else None
             if db is not None:
                 with contextlib.suppress(sqlite3.Error):
                     row = db.execute(
-                        "SELECT size, mtime_ns, inode, sha256 FROM hashes WHERE path = ?", (resolved,)
+                        f"SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM {self._TABLE} WHERE path = ?",
+                        (resolved,),
                     ).fetchone()
-                    if row is not None and tuple(row[:3]) == signature:
-                        return str(row[3])
+                    if row is not None and tuple(row[:4]) == signature:
+                        return str(row[4])
         digest = _hash_file_bytes(Path(resolved))
+        if _signature(resolved) != signature:  # written while being read: hash what is there now, next time
+            return digest
         with self._lock:
+            if not self.trust_stored:  # only then: the stored rows serve every other case
+                self._hashed_this_process[(resolved, signature)] = digest
             db = self._db()
             if db is not None:
                 with contextlib.suppress(sqlite3.Error):
-                    db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", (resolved, *signature, digest))
+                    db.execute(
+                        f"INSERT OR REPLACE INTO {self._TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+                        (resolved, *signature, digest),
+                    )
                     db.commit()
         return digest
+
+    def distrust_stored(self) -> None:
+        """From now on in this process, hash every file from its bytes (once), never from a stored row."""
+        with self._lock:
+            self.trust_stored = False
+            self._hashed_this_process.clear()
+
+
+def _signature(resolved: str) -> tuple[int, ...]:
+    stat = os.stat(resolved)
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
 
 
 _MEMO = _HashMemo()
 
 
 def sha256_file(path: Path | str) -> str:
-    """sha256 of the file's bytes (remembered by path, size, mtime and inode); ``OSError`` if it cannot be read."""
+    """sha256 of the file's bytes (remembered by path, size, mtime, ctime and inode); ``OSError`` if unreadable."""
     return _MEMO.sha256(Path(path))
+
+
+def hash_every_file_afresh() -> None:
+    """``--force``: every file this process hashes from now on is read again, whatever the memo says.
+
+    So a forced run can never record, or key features under, a checksum it did not compute itself.
+    """
+    _MEMO.distrust_stored()
 
 
 # --------------------------------------------------------------------------- JSON
@@ -209,6 +249,7 @@ __all__ = [
     "atomic_write_text",
     "canonical_json",
     "dumps_json",
+    "hash_every_file_afresh",
     "read_json",
     "sha256_bytes",
     "sha256_file",

@@ -8,11 +8,12 @@ imports no torch (versions come from package metadata).
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -118,70 +119,78 @@ def git_commit(source_root: Path = _SOURCE_ROOT) -> str | None:
 # --------------------------------------------------------------------------- datasets
 
 
-def _walk(path: Path) -> list[Path]:
-    """Every non-hidden file under ``path`` (or ``path`` itself), sorted, following links."""
-    if path.is_file():
-        return [path]
-    found: list[Path] = []
-    for folder, subfolders, files in os.walk(path, followlinks=True):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        found.extend(Path(folder) / name for name in sorted(files) if not name.startswith("."))
-    return found
+def _file_name(path: Path, data_root: Path) -> str:
+    """A file's name in a fingerprint: relative to the data root (moving the root keeps the fingerprint), to the
+    package for its bundled files, else absolute."""
+    resolved = Path(path).resolve()
+    for base, prefix in ((data_root, ""), (PACKAGE_ROOT, "coca_bench/")):
+        try:
+            return prefix + resolved.relative_to(Path(base).resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(resolved)
 
 
-def _name(path: Path, base: Path) -> str:
+def _file_digest(path: Path) -> str:
+    """sha256 of the bytes, or what kept them from being read: a missing media file is a recorded skip, and a file
+    that appears later must change the fingerprint."""
     try:
-        return path.relative_to(base).as_posix()
-    except ValueError:
-        return str(path.resolve())
+        return sha256_file(path)
+    except FileNotFoundError:
+        return "absent"
+    except OSError as exc:
+        return f"unreadable:{type(exc).__name__}"
 
 
-def content_fingerprint(paths: Sequence[Path], base: Path) -> str:
-    """sha256 over (name relative to ``base``, content sha256) of every file under ``paths``.
+def _plain(value: Any, files: dict[Path, None]) -> Any:
+    """A record's field as JSON, every ``Path`` collected (its name and digest are filled in later)."""
+    if isinstance(value, Path):
+        files.setdefault(value)
+        return {"file": value}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name), files) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, files) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, files) for v in value]
+    return value
 
-    Folders are walked, so an added, removed, renamed or edited file (ImageNet's labels are its folder names)
-    changes the fingerprint; a missing path is part of it too. Contents are read once and then remembered by
-    path, size and mtime, so a rerun costs one ``stat`` per file. Moving the dataset root keeps the fingerprint.
+
+@dataclass(frozen=True)
+class DatasetFingerprint:
+    """The fingerprint of what a task read, and how much it covers (stored in the result, for the reader)."""
+
+    sha256: str
+    files: int
+    record_sets: int
+
+
+def records_fingerprint(record_sets: Sequence[Any], data_root: Path) -> DatasetFingerprint:
+    """sha256 over every record set a task loaded: each record's fields, with each file it names (media, and the
+    annotation and class-list files of its set) replaced by its name and the sha256 of its bytes.
+
+    Why records and not folders: the readers decide which files count (a layout search, a sibling ``coco/`` image
+    folder, a ``--param`` split, hidden files), so the fingerprint follows them by construction. Labels, class
+    names and captions are part of the records, so a renamed class folder or an edited caption changes it too.
+    Contents are hashed once and then remembered by their stat (:func:`coca_bench.fileio.sha256_file`).
     """
-    base = Path(base)
-    files: list[Path] = []
-    entries: list[Any] = []
-    for path in paths:
-        if path.exists():
-            files.extend(_walk(path))
-        else:
-            entries.append([_name(path, base), "absent"])
+    files: dict[Path, None] = {}
+    sets = [_plain(records, files) for records in record_sets]
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashing releases the GIL
-        digests = list(pool.map(sha256_file, files))
-    entries.extend([_name(f, base), d] for f, d in zip(files, digests))
-    return sha256_text(canonical_json(sorted(entries)))
+        digests = dict(zip(files, pool.map(_file_digest, files)))
+    names = {path: _file_name(path, data_root) for path in files}
 
+    def named(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"file"} and isinstance(value["file"], Path):
+                return [names[value["file"]], digests[value["file"]]]
+            return {k: named(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [named(v) for v in value]
+        return value
 
-def annotation_fingerprint(paths: Sequence[Path]) -> str:
-    """sha256 over (name, content) of annotation files, independent of their order and of where the dataset lives.
-
-    Names are relative to the files' common folder: moving a dataset keeps its fingerprint, while renaming or
-    editing any file changes it.
-    """
-    files = [Path(p) for p in paths]
-    for path in files:
-        if path.is_dir():
-            raise ValueError(
-                f"annotation_fingerprint got the folder {path}; pass annotation files (labels, captions, "
-                "questions), and declare media folders with register_task(inputs=...)."
-            )
-        if not path.is_file():
-            raise FileNotFoundError(f"Annotation file {path} does not exist; check the dataset layout.")
-    if not files:
-        return sha256_text("no annotation files")
-    resolved = [p.resolve() for p in files]
-    root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
-    return sha256_text(canonical_json(sorted((p.relative_to(root).as_posix(), sha256_file(p)) for p in resolved)))
-
-
-def dataset_fingerprint(inputs_fingerprint: str, annotation_files: Sequence[Path]) -> str:
-    """The declared inputs' contents plus the annotation files the task read (which may live elsewhere)."""
-    return sha256_text(f"{inputs_fingerprint}|{annotation_fingerprint(annotation_files)}")
+    payload = [{"type": type(records).__name__, **named(plain)} for records, plain in zip(record_sets, sets)]
+    return DatasetFingerprint(sha256_text(canonical_json(payload)), len(files), len(record_sets))
 
 
 # --------------------------------------------------------------------------- the result key
@@ -221,12 +230,11 @@ def result_key(
 
 
 __all__ = [
-    "annotation_fingerprint",
-    "content_fingerprint",
-    "dataset_fingerprint",
+    "DatasetFingerprint",
     "feature_code_fingerprint",
     "git_commit",
     "package_versions",
+    "records_fingerprint",
     "result_key",
     "source_fingerprint",
     "suite_code_fingerprint",

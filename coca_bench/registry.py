@@ -67,16 +67,15 @@ class TaskResult:
     """What a task returns: metrics plus per-sample records.
 
     ``samples`` carry an ``"id"`` and, for every metric declared with ``aggregation="mean"``, a field of the same
-    name. Metrics the task leaves out are computed by the runner from the declarations. Annotation files, the split
-    and skipped samples are collected by the runner (through :meth:`TaskContext.load` and the feature cache); the
-    fields here add to what it collected.
+    name. Metrics the task leaves out are computed by the runner from the declarations; the ones it returns are
+    checked against them. What the task read, the split and skipped samples are collected by the runner (through
+    :meth:`TaskContext.load` and the feature cache); ``split`` and ``skipped`` here add to what it collected.
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
     extra_config: dict[str, Any] = field(default_factory=dict)
     split: str = ""
-    annotation_files: list[Path] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # e.g. collapsed embeddings: kept in the record, printed
     not_computed: dict[str, str] = field(default_factory=dict)  # declared metric -> why it has no value (SPICE)
@@ -84,32 +83,82 @@ class TaskResult:
 
 @dataclass
 class TaskInputs:
-    """What a task read, gathered by :meth:`TaskContext.load` for the dataset fingerprint and the record."""
+    """What a task read, gathered by :meth:`TaskContext.load`: the record sets (the dataset fingerprint is computed
+    over every file they name), their annotation files and the evaluated splits."""
 
+    record_sets: list[RecordSet[Any]] = field(default_factory=list)
     annotation_files: list[Path] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     limited: bool = False
 
 
+class RecordsRead(BaseException):
+    """Raised in the read pass when a task first reaches for the model: everything it reads has been read.
+
+    A ``BaseException``, so that a task's own ``except Exception`` cannot swallow it.
+    """
+
+
 R = TypeVar("R", bound="RecordSet[Any]")
 
 
-@dataclass
 class TaskContext:
-    """Everything a task may use. Built by the runner; tasks never build models or write files."""
+    """Everything a task may use. Built by the runner; tasks never build models or write files.
 
-    task: TaskSpec
-    dataset_dir: Path  # data_root / task.dataset
-    data_root: Path
-    model: CocaModel
-    features: FeatureExtractor
-    settings: RunSettings
-    inputs: TaskInputs = field(default_factory=TaskInputs)
+    The runner calls a task twice when it may reuse a stored result: first in a *read pass*, where ``model`` and
+    ``features`` are not there and reaching for either ends the pass, so that the result key covers every file the
+    task's records name before any model is loaded; then, if no stored result has that key, for real. So a task
+    loads all its records (:meth:`load`) before it touches the model; loading more afterwards is refused.
+    """
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        dataset_dir: Path,
+        data_root: Path,
+        settings: RunSettings,
+        model: CocaModel | None = None,
+        features: FeatureExtractor | None = None,
+    ) -> None:
+        self.task = task
+        self.dataset_dir = dataset_dir  # data_root / the task's dataset folder
+        self.data_root = data_root
+        self.settings = settings
+        self.inputs = TaskInputs()
+        self._model = model
+        self._features = features
+        self._model_reached = False
+
+    @classmethod
+    def read_pass(cls, task: TaskSpec, dataset_dir: Path, data_root: Path, settings: RunSettings) -> TaskContext:
+        """A context with no model: the task runs until it reaches for one (:class:`RecordsRead`)."""
+        return cls(task, dataset_dir, data_root, settings)
+
+    @property
+    def model(self) -> CocaModel:
+        return self._reach(self._model)
+
+    @property
+    def features(self) -> FeatureExtractor:
+        return self._reach(self._features)
+
+    def _reach(self, handle: Any) -> Any:
+        if handle is None:
+            raise RecordsRead
+        self._model_reached = True
+        return handle
 
     def load(self, records: R, *, evaluated: bool = True) -> R:
-        """Register a record set the task reads: its annotation files go into the dataset fingerprint and, for the
-        evaluated split, ``--limit`` is applied here. Pass ``evaluated=False`` for training data, which a limit
-        never shrinks."""
+        """Register a record set the task reads: every file it names (media, annotation and class-list files) goes
+        into the dataset fingerprint and, for the evaluated split, ``--limit`` is applied here. Pass
+        ``evaluated=False`` for training data, which a limit never shrinks."""
+        if self._model_reached:
+            raise RegistryError(
+                f"Task {self.task.name!r} ({self.task.source}) loaded the {records.split!r} records after using the "
+                "model; load every record set with ctx.load(...) before the first ctx.features or ctx.model, so "
+                "that the result key covers them."
+            )
+        self.inputs.record_sets.append(records)
         for path in records.annotation_files:
             if Path(path) not in self.inputs.annotation_files:
                 self.inputs.annotation_files.append(Path(path))
@@ -141,7 +190,6 @@ class TaskContext:
 TaskFn = Callable[[TaskContext, dict[str, Any]], TaskResult]
 AggregateFn = Callable[[Sequence[Mapping[str, Any]], dict[str, Any]], dict[str, float]]
 KeyMaterialFn = Callable[[dict[str, Any]], Mapping[str, Any]]
-InputsFn = Callable[[dict[str, Any]], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -156,7 +204,6 @@ class TaskSpec:
     version: int = 1
     aggregate: AggregateFn | None = None
     key_material: KeyMaterialFn | None = None
-    inputs: tuple[str, ...] | InputsFn = ("",)
     source: str = ""
 
     def resolve_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -174,11 +221,6 @@ class TaskSpec:
     def dataset_folder(self, params: Mapping[str, Any]) -> str:
         """The dataset folder under the data root: a ``dataset`` parameter, when the task has one, else its own."""
         return str(params.get("dataset") or self.dataset)
-
-    def input_paths(self, dataset_dir: Path, params: Mapping[str, Any]) -> list[Path]:
-        """The files and folders whose contents define this task's data, for the dataset fingerprint."""
-        patterns = self.inputs(dict(params)) if callable(self.inputs) else [p.format(**params) for p in self.inputs]
-        return [Path(dataset_dir) / pattern for pattern in patterns]
 
     def recompute(self, samples: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> dict[str, float]:
         """Every declared metric from per-sample records: the runner's check and the bootstrap's resample."""
@@ -220,16 +262,15 @@ def register_task(
     version: int = 1,
     aggregate: AggregateFn | None = None,
     key_material: KeyMaterialFn | None = None,
-    inputs: Iterable[str] | InputsFn = ("",),
 ) -> Callable[[TaskFn], TaskFn]:
     """Decorator registering ``fn(ctx, params) -> TaskResult`` as task ``name``.
 
     ``aggregate(samples, params)`` computes the metrics declared with ``aggregation="task"``.
     ``key_material(params)`` returns what the parameters stand for (the template strings behind
     ``templates="openai"``), so that a library upgrade that changes them is not served from a stored result.
-    ``inputs`` are paths under the dataset folder (formatted with the parameters, ``""`` = the whole folder), or a
-    function of the parameters returning them, whose file contents define the data; the default fingerprints the
-    whole dataset folder. A task with a ``dataset`` parameter reads that folder of the data root instead of its own.
+    The data a result depends on needs no declaration: the dataset fingerprint covers every file named by the record
+    sets the task passes to ``ctx.load`` (which it must do before it first uses the model). A task with a
+    ``dataset`` parameter reads that folder of the data root instead of its own.
     """
 
     def decorator(fn: TaskFn) -> TaskFn:
@@ -256,7 +297,6 @@ def register_task(
             version=version,
             aggregate=aggregate,
             key_material=key_material,
-            inputs=inputs if callable(inputs) else tuple(inputs),
             source=source,
         )
         return fn
@@ -351,6 +391,7 @@ def _clear_for_tests() -> None:
 __all__ = [
     "AGGREGATIONS",
     "MetricSpec",
+    "RecordsRead",
     "RegistryError",
     "Skip",
     "TaskContext",

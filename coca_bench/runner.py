@@ -2,15 +2,18 @@
 
 It is the only place that knows about output folders, result reuse, the feature cache and provenance, and the
 one that carries the bookkeeping every task would otherwise repeat: it applies ``--limit`` (through
-:meth:`TaskContext.load`), collects annotation files and skipped samples, computes the metrics a task leaves to its
-declarations and checks the ones it returns. Every finished task is written at once (and the summary refreshed),
-so an interrupted or failing run keeps everything finished before it.
+:meth:`TaskContext.load`), fingerprints every file the loaded records name, collects skipped samples, computes the
+metrics a task leaves to its declarations and checks the ones it returns. Before a task runs, a read pass (the task
+run up to its first use of the model) gives the result key, so a stored result is reused only when the files the
+readers name now are those it was computed from. Every finished task is written at once (and the summary
+refreshed), so an interrupted or failing run keeps everything finished before it.
 
 This module imports no torch at module level: the CLI uses :func:`load_task_registry` for ``--tasks list``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -27,8 +30,10 @@ from typing import Any
 
 from coca_bench import distributed
 from coca_bench.cache import feature_cache_dir
-from coca_bench.fingerprints import content_fingerprint, dataset_fingerprint, result_key, suite_code_fingerprint
+from coca_bench.fileio import hash_every_file_afresh
+from coca_bench.fingerprints import DatasetFingerprint, records_fingerprint, result_key, suite_code_fingerprint
 from coca_bench.registry import (
+    RecordsRead,
     RegistryError,
     Skip,
     TaskContext,
@@ -36,7 +41,6 @@ from coca_bench.registry import (
     TaskSpec,
     all_tasks,
     load_plugins,
-    mean_of_field,
     select_tasks,
 )
 from coca_bench.results import CheckpointInfo, ResultStore, RunRecordInputs, build_record, write_summary
@@ -46,7 +50,6 @@ log = logging.getLogger("coca_bench.runner")
 
 ModelLoader = Callable[[str, str], Any]  # (spec, device) -> model handle
 _CHECKPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_MEAN_TOLERANCE = 1e-9
 
 
 class RunError(ValueError):
@@ -207,21 +210,23 @@ class _Suite:
         cache_dir = settings.cache_dir if settings.cache_dir is not None else feature_cache_dir()
         progress = settings.progress and distributed.is_main()  # one set of progress bars, rank 0's
         self.settings = settings.replace(device=device, cache_dir=cache_dir, progress=progress)
+        if settings.force:  # before any checkpoint is hashed: a forced run records only checksums it computed
+            hash_every_file_afresh()
         self.store = ResultStore(config.output)
         self.data_root = Path(config.data_root) if config.data_root is not None else _default_data_root()
         if not self.data_root.is_dir():
             raise RunError(
                 f"--data-root {self.data_root} is not a folder; point it at the folder holding the datasets."
             )
-        self._inputs_fingerprints: dict[tuple[Path, ...], str] = {}
 
-    def inputs_fingerprint(self, task: TaskSpec, params: Mapping[str, Any]) -> str:
-        """Content fingerprint of the task's declared inputs, computed once per run for each set of paths."""
-        dataset_dir = self.data_root / task.dataset_folder(params)
-        paths = tuple(task.input_paths(dataset_dir, params))
-        if paths not in self._inputs_fingerprints:
-            self._inputs_fingerprints[paths] = content_fingerprint(paths, dataset_dir)
-        return self._inputs_fingerprints[paths]
+    def read_pass(self, task: TaskSpec, params: Mapping[str, Any]) -> TaskContext:
+        """Run the task up to its first use of the model: the records it loads are what its result depends on."""
+        context = TaskContext.read_pass(
+            task, self.data_root / task.dataset_folder(params), self.data_root, self.settings
+        )
+        with contextlib.suppress(RecordsRead):
+            task.run(context, dict(params))
+        return context
 
     def load_checkpoint(self, entry: str) -> _CheckpointRun:
         from coca_bench.features import FeatureExtractor
@@ -348,20 +353,14 @@ def _release(run: _CheckpointRun) -> None:
         torch.cuda.empty_cache()
 
 
-def _annotation_paths(dataset_dir: Path, names: Sequence[str]) -> list[Path]:
-    return [dataset_dir / name for name in names]  # an absolute name stays absolute
-
-
 def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _CheckpointRun) -> dict:
     settings = suite.settings
     dataset_dir = suite.data_root / task.dataset_folder(params)
     where = f"{run.info.name}/{task.name}"
     key_material = dict(task.key_material(dict(params))) if task.key_material is not None else {}
-    inputs_fingerprint = suite.inputs_fingerprint(task, params)
 
-    def key_for(annotation_files: Sequence[Path]) -> tuple[str, str]:
-        fingerprint = dataset_fingerprint(inputs_fingerprint, annotation_files)
-        key = result_key(
+    def key_for(fingerprint: DatasetFingerprint) -> str:
+        return result_key(
             task_name=task.name,
             task_version=task.version,
             params=params,
@@ -369,13 +368,15 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
             settings=settings.key_fields(),
             checkpoint_sha256=run.info.sha256,
             model_fingerprint=run.model.fingerprint,
-            dataset_fingerprint=fingerprint,
+            dataset_fingerprint=fingerprint.sha256,
             code_fingerprint=suite_code_fingerprint(task.source),
         )
-        return key, fingerprint
 
     if not settings.force:
-        reusable = _find_stored_result(suite.store, task, run.info, dataset_dir, key_for)
+        read = suite.read_pass(task, params)
+        reusable = suite.store.find_reusable(
+            run.info.name, task.name, key_for(records_fingerprint(read.inputs.record_sets, suite.data_root))
+        )
         if reusable is not None:
             log.info("%s: reusing the stored result (use --force to recompute)", where)
             return reusable
@@ -383,7 +384,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
     log.info("%s: running", where)
     seed_everything(settings.seed)
     run.features.skipped.clear()
-    context = TaskContext(task, dataset_dir, suite.data_root, run.model, run.features, settings)
+    context = TaskContext(task, dataset_dir, suite.data_root, settings, run.model, run.features)
     stats_before = run.features.stats.as_dict()
     by_rank_before = list(getattr(run.features, "items_encoded_by_rank", [stats_before["items_encoded"]]))
     started = datetime.now(timezone.utc)
@@ -393,22 +394,21 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
     if not isinstance(result, TaskResult):
         raise RegistryError(f"Task {task.name!r} ({task.source}) returned {type(result).__name__}, not a TaskResult.")
     _check_limit(task, result, settings)
-    metrics = _declared_metrics(task, result, params)
+    metrics, unchecked = _declared_metrics(task, result, params)
 
-    annotation_files = list(dict.fromkeys([*context.inputs.annotation_files, *map(Path, result.annotation_files)]))
+    fingerprint = records_fingerprint(context.inputs.record_sets, suite.data_root)  # what this run itself read
     splits = context.inputs.splits or ([result.split] if result.split else [])
     skipped = list(run.features.skipped) + [s for s in result.skipped if s not in run.features.skipped]
-    key, fingerprint = key_for(annotation_files)
     stats_after = run.features.stats.as_dict()
     by_rank = getattr(run.features, "items_encoded_by_rank", [stats_after["items_encoded"]])
     record = build_record(
         task,
         RunRecordInputs(
-            key=key,
+            key=key_for(fingerprint),
             checkpoint=run.info,
             dataset_dir=dataset_dir,
-            dataset_fingerprint=fingerprint,
-            annotation_files=annotation_files,
+            dataset_fingerprint=fingerprint.sha256,
+            annotation_files=context.inputs.annotation_files,
             splits=splits,
             params=params,
             key_material=key_material,
@@ -424,6 +424,8 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
                 "feature_cache": {k: stats_after[k] - stats_before[k] for k in stats_after},
                 "distributed": distributed.description([a - b for a, b in zip(by_rank, by_rank_before)]),
             },
+            files_read=fingerprint.files,
+            unchecked_metrics=unchecked,
         ),
         metrics,
         len(result.samples),
@@ -453,8 +455,16 @@ def _check_limit(task: TaskSpec, result: TaskResult, settings: RunSettings) -> N
         )
 
 
-def _declared_metrics(task: TaskSpec, result: TaskResult, params: Mapping[str, Any]) -> dict[str, float]:
-    """The task's metrics, completed from the declarations, with every returned mean checked against its samples."""
+def _declared_metrics(
+    task: TaskSpec, result: TaskResult, params: Mapping[str, Any]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The task's metrics and the ones that could not be checked (with why).
+
+    A metric the task leaves out is computed from its declaration; a returned one is kept only if its declaration,
+    recomputed from the returned samples, agrees with it: the comparison's intervals are computed from those
+    samples, and an interval about another number is worse than none. A ``task`` metric that the aggregate does
+    not compute from samples (METEOR runs a Java scorer over the whole corpus) is kept, and listed as unchecked.
+    """
     declared = {m.name: m for m in task.metrics}
     undeclared = sorted(set(result.metrics) - set(declared))
     if undeclared:
@@ -462,59 +472,54 @@ def _declared_metrics(task: TaskSpec, result: TaskResult, params: Mapping[str, A
             f"Task {task.name!r} ({task.source}) returned metric(s) {undeclared} that it does not declare; "
             "add them to register_task(metrics=...) so their direction and aggregation are known."
         )
-    metrics: dict[str, float] = {}
+    returned: dict[str, float] = {}
     for name, raw in result.metrics.items():
         try:
-            metrics[name] = float(raw)
+            returned[name] = float(raw)
         except (TypeError, ValueError):
             raise RegistryError(
                 f"Task {task.name!r} returned metric {name!r} = {raw!r}, which is not a number."
             ) from None
-    missing = [m for m in task.metrics if m.name not in metrics]
-    if missing:
-        metrics.update(task.recompute(result.samples, params) if result.samples else {})
+    recomputed = task.recompute(result.samples, params) if result.samples else {}
+    metrics: dict[str, float] = {}
+    unchecked: dict[str, str] = {}
     for spec in task.metrics:
-        if spec.aggregation != "mean" or spec.name not in result.metrics:
+        if spec.name not in returned:
+            if spec.name in recomputed:
+                metrics[spec.name] = recomputed[spec.name]
             continue
-        expected = mean_of_field(result.samples, spec.name)
-        returned = metrics[spec.name]
-        same = (math.isnan(expected) and math.isnan(returned)) or abs(expected - returned) <= _MEAN_TOLERANCE * max(
-            1.0, abs(expected)
-        )
-        if not same:
-            raise RegistryError(
-                f"Task {task.name!r} ({task.source}) returned {spec.name}={returned!r}, but its declared aggregation "
-                f"'mean' over the samples' {spec.name!r} field gives {expected!r}; fix the samples or declare "
-                "aggregation='task' with an aggregate."
+        value = returned[spec.name]
+        metrics[spec.name] = value
+        if spec.name not in recomputed:
+            unchecked[spec.name] = (
+                "no per-sample records to recompute it from"
+                if not result.samples
+                else "the task's aggregate does not compute it from the per-sample records, so comparison keeps "
+                "the task's value and computes no interval for it"
             )
-    return {m.name: metrics[m.name] for m in task.metrics if m.name in metrics}
+            continue
+        expected = recomputed[spec.name]
+        how = (
+            f"the mean of the samples' {spec.name!r} field"
+            if spec.aggregation == "mean"
+            else "the task's aggregate over the returned samples"
+        )
+        if not _agree(value, expected):
+            raise RegistryError(
+                f"Task {task.name!r} ({task.source}) returned {spec.name}={value!r}, but {how} gives {expected!r} "
+                f"(tolerance {METRIC_TOLERANCE:g}, relative); return samples that reproduce the metric, or leave the "
+                "metric out for the runner to compute."
+            )
+    return metrics, unchecked
 
 
-def _find_stored_result(
-    store: ResultStore,
-    task: TaskSpec,
-    ckpt: CheckpointInfo,
-    dataset_dir: Path,
-    key_for: Callable[[Sequence[Path]], tuple[str, str]],
-) -> dict | None:
-    """The stored record, if recomputing now would give the same key.
+METRIC_TOLERANCE = 1e-6  # relative (absolute below 1): summation order only; any real disagreement is far larger
 
-    A task names its annotation files only when it runs, so the key is rebuilt from the files the stored record
-    lists: any edit to them, to the declared inputs, the parameters, the weights, the code or the settings changes
-    the key and the task runs again.
-    """
-    try:
-        stored = store.load(ckpt.name, task.name)
-    except ValueError as exc:  # unreadable record: recompute and overwrite it
-        log.warning("%s It will be recomputed.", exc)
-        return None
-    if stored is None:
-        return None
-    files = _annotation_paths(dataset_dir, (stored.get("dataset") or {}).get("annotation_files") or [])
-    if not all(path.is_file() for path in files):
-        return None
-    key, _ = key_for(files)
-    return store.find_reusable(ckpt.name, task.name, key)
+
+def _agree(returned: float, expected: float) -> bool:
+    if math.isnan(expected) or math.isnan(returned):
+        return math.isnan(expected) and math.isnan(returned)
+    return abs(expected - returned) <= METRIC_TOLERANCE * max(1.0, abs(expected))
 
 
 __all__ = [

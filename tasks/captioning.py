@@ -84,21 +84,14 @@ def _metrics(extra: tuple[str, ...] = ()) -> tuple[MetricSpec, ...]:
     )
 
 
-def _coco_inputs(params: dict[str, Any]) -> list[str]:
-    from coca_bench.data import karpathy_inputs
-
-    return [*karpathy_inputs("coco", ("val2014", "images/val2014"), params["image_root"]), "annotations"]
-
-
 register_task(
     "coco_captioning", groups=("image", "captioning"), dataset="coco", metrics=_metrics(), params=PARAMS,
-    aggregate=_aggregate, inputs=_coco_inputs,
+    aggregate=_aggregate,
     description="COCO Karpathy test captioning: BLEU, METEOR, ROUGE-L, CIDEr (pycocoevalcap), SPICE when available",
 )(coco_captioning)  # fmt: skip
 
 register_task(
     "nocaps_captioning", groups=("image", "captioning"), dataset="nocaps",
     metrics=_metrics(NOCAPS_DOMAIN_METRICS), params={**PARAMS, "split": "val"}, aggregate=_aggregate,
-    inputs=("nocaps_val_4500_captions.json", "validation"),
     description="NoCaps val captioning: the COCO metrics plus CIDEr in-, near- and out-of-domain",
 )(nocaps_captioning)  # fmt: skip

@@ -56,18 +56,13 @@ def image_text_retrieval(ctx: TaskContext, params: dict[str, Any], name: str) ->
     )
 
 
-def _register(task: str, dataset: str, name: str, description: str, media: tuple[str, ...]) -> None:
+def _register(task: str, dataset: str, name: str, description: str) -> None:
     def run(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
         return image_text_retrieval(ctx, params, name)
 
-    def inputs(params: dict[str, Any]) -> list[str]:
-        from coca_bench.data.karpathy import karpathy_inputs
-
-        return karpathy_inputs(name, media, params["image_root"])
-
     register_task(
         task, groups=("image", "retrieval", "zeroshot"), dataset=dataset, metrics=METRICS, params=PARAMS,
-        description=description, aggregate=_aggregate, inputs=inputs,
+        description=description, aggregate=_aggregate,
     )(run)  # fmt: skip
 
 
@@ -76,12 +71,10 @@ _register(
     "coco",
     "coco",
     "COCO Karpathy 5k test image<->text retrieval: recall@1/5/10, ranks",
-    ("val2014", "images/val2014"),
 )
 _register(
     "flickr30k_retrieval",
     "flickr30k",
     "flickr30k",
     "Flickr30K Karpathy 1k test image<->text retrieval",
-    ("flickr30k-images", "images", "Images"),
 )

@@ -20,7 +20,6 @@ METRICS = (
     MetricSpec("mean_per_class_recall", aggregation="task", description="mean over classes of the recall"),
 )
 PARAMS = {"split": "val", "templates": "openai", "logit_scale": 100.0}
-INPUTS = ("{split}", "LOC_synset_mapping.txt")
 
 
 def _templates(name: str) -> list[Callable[[str], str]]:
@@ -93,7 +92,7 @@ def _register(name: str, dataset: str, restrict_to_present: bool, description: s
 
     register_task(
         name, groups=("image", "zeroshot", "classification"), dataset=dataset, metrics=METRICS, params=PARAMS,
-        description=description, aggregate=_aggregate, key_material=_key_material, inputs=INPUTS,
+        description=description, aggregate=_aggregate, key_material=_key_material,
     )(run)  # fmt: skip
 
 

@@ -52,6 +52,6 @@ def msrvtt_captioning(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 
 register_task(
     "msrvtt_captioning", groups=("video", "captioning"), dataset="msrvtt", metrics=METRICS, params=PARAMS,
-    aggregate=_aggregate, inputs=("MSRVTT_data.json", "MSRVTT_JSFUSION_test.csv", "videos/all"),
+    aggregate=_aggregate,
     description="MSR-VTT video captioning (frame tokens pooled over time): the COCO caption metrics",
 )(msrvtt_captioning)  # fmt: skip

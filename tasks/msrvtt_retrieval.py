@@ -63,6 +63,6 @@ def msrvtt_retrieval(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 
 register_task(
     "msrvtt_retrieval", groups=("video", "retrieval", "zeroshot"), dataset="msrvtt", metrics=METRICS, params=PARAMS,
-    aggregate=_aggregate, inputs=("MSRVTT_JSFUSION_test.csv", "MSRVTT_data.json", "videos/all"),
+    aggregate=_aggregate,
     description="MSR-VTT text<->video retrieval (mean-pooled frame embeddings): recall@1/5/10, ranks",
 )(msrvtt_retrieval)  # fmt: skip

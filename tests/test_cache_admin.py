@@ -7,10 +7,12 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import PixelStatsModel
 from PIL import Image
 
+from coca_bench.cache import CACHE_MARKER
 from coca_bench.cli import main
 from coca_bench.features import FeatureExtractor
 from coca_bench.settings import RunSettings
@@ -123,3 +125,58 @@ def test_prune_all_and_kind_touch_only_cache_files(tmp_path):
 def test_bad_cache_commands_are_one_line_errors(tmp_path, capsys, args, message):
     assert main(["cache", *args, "--cache-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for a folder): what a refused prune must leave as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+def test_prune_refuses_a_folder_that_is_not_the_feature_cache(tmp_path, capsys):
+    """The wrong --cache-dir of issue 16: a project folder whose ``<a>/<b>/<c>.npz`` looks like the chunk layout."""
+    project = tmp_path / "project"
+    embeddings = project / "experiments" / "run1" / "embeddings.npz"
+    embeddings.parent.mkdir(parents=True)
+    np.savez(embeddings, vectors=np.ones((2, 3), dtype=np.float32))
+    (project / "notes.txt").write_text("mine")
+    before = _tree(project)
+    for extra in ([], ["--kind", "experiments"], ["--dry-run"]):
+        assert main(["cache", "prune", "--all", "--cache-dir", str(project), *extra]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {project} is not a coca-bench feature cache (it has no {CACHE_MARKER} file), so cache prune "
+            "removed nothing; pass the feature cache's folder as --cache-dir, or, if this is a cache written before "
+            f"the marker existed, create {project / CACHE_MARKER} first.\n"
+        )
+        assert _tree(project) == before
+
+
+def test_the_extractor_marks_its_cache_and_a_marked_cache_prunes(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    _fill(cache, tmp_path)
+    assert (cache / CACHE_MARKER).is_file()
+    assert main(["cache", "prune", "--all", "--cache-dir", str(cache)]) == 0
+    assert "removed 4 files" in capsys.readouterr().out and not list(cache.rglob("*.npz"))
+    assert sorted(p.name for p in cache.iterdir()) == [CACHE_MARKER]  # still a cache, ready for the next run
+
+
+def test_an_unmarked_cache_from_before_the_marker_is_recognised_only_by_its_exact_layout(tmp_path, capsys):
+    """A cache written before the marker existed holds only ``<kind>/<16 hex>/<64 hex>.npz`` (and their temp files):
+    prune adopts it and marks it. One foreign file anywhere and it is refused like any other folder."""
+    cache = tmp_path / "cache"
+    _fill(cache, tmp_path)
+    (cache / CACHE_MARKER).unlink()
+    namespace = next((cache / "image").iterdir())
+    (namespace / f".{'a' * 64}.npz.x1y2.tmp").write_bytes(b"x")  # a killed writer's leftover is part of the layout
+    foreign = cache / "text" / "notes.npz"
+    foreign.write_bytes(b"not a chunk")
+    before = _tree(cache)
+    assert main(["cache", "prune", "--all", "--cache-dir", str(cache)]) == 2
+    assert f"{cache} is not a coca-bench feature cache" in capsys.readouterr().err
+    assert _tree(cache) == before
+
+    foreign.unlink()
+    assert main(["cache", "prune", "--all", "--dry-run", "--cache-dir", str(cache)]) == 0
+    assert "would remove 4 files" in capsys.readouterr().out and not (cache / CACHE_MARKER).exists()
+    assert main(["cache", "prune", "--all", "--cache-dir", str(cache)]) == 0
+    assert "removed 4 files" in capsys.readouterr().out and not list(cache.rglob("*.npz"))
+    assert (cache / CACHE_MARKER).is_file()  # adopted: from now on it is recognised by its marker

@@ -281,3 +281,86 @@ def test_a_task_metric_the_aggregate_cannot_recompute_says_so(tmp_path: Path) ->
     meteor = _row(rows, "captioning", "meteor").cells["b"]
     assert math.isnan(meteor.ci_low) and "does not recompute meteor" in meteor.note
     assert not math.isnan(_row(rows, "captioning", "cider").cells["b"].ci_low)
+
+
+# --------------------------------------------------------------------------- provenance: code and library versions
+
+
+def edit_record(output: Path, ckpt_name: str, task: str, edit) -> None:
+    """Rewrite a stored record in place, as a run with other code or libraries would have written it."""
+    path = output / ckpt_name / f"{task}.json"
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+
+
+def provenance(code: str, **versions: str | None):
+    """An edit giving a record this code fingerprint and these library versions (the rest as stored)."""
+
+    def edit(record: dict) -> None:
+        record["run"]["code_fingerprint"] = code
+        record["versions"] = {**record["versions"], **versions}
+
+    return edit
+
+
+@pytest.fixture()
+def two_runs(tmp_path: Path) -> Path:
+    """Baseline ``a`` and ``b`` on the same task, settings and samples; a test then changes their provenance."""
+    zeroshot = spec("zeroshot")
+    store_result(tmp_path, "a", zeroshot, hits([1, 0, 1, 0, 1, 0]))
+    store_result(tmp_path, "b", zeroshot, hits([1, 1, 1, 0, 1, 1]))
+    return tmp_path
+
+
+def _top1_cell(output: Path):
+    return _row(compare_runs(output, n_resamples=50), "zeroshot", "top1").cells["b"]
+
+
+def test_a_code_change_is_still_compared_and_the_note_names_both_fingerprints(two_runs: Path) -> None:
+    edit_record(two_runs, "a", "zeroshot", provenance("a" * 64, torch="2.13.0"))
+    edit_record(two_runs, "b", "zeroshot", provenance("b" * 64, torch="2.13.0"))
+    rows = compare_runs(two_runs, n_resamples=50)
+    cell = _row(rows, "zeroshot", "top1").cells["b"]
+    assert cell.delta == pytest.approx(2 / 6) and not math.isnan(cell.ci_low)  # still paired, with an interval
+    assert cell.note.startswith("not like for like")
+    assert "suite code differs (code fingerprint aaaaaaaaaaaa → bbbbbbbbbbbb)" in cell.note
+    assert "torch" not in cell.note  # the versions agree, so only the code can explain the new fingerprint
+    assert "suite code differs" in format_comparison(rows)
+    paths = write_comparison(rows, two_runs / "out")
+    assert "suite code differs" in next(iter(csv.DictReader(paths["csv"].open())))["note"]
+    assert "suite code differs" in paths["md"].read_text()
+
+
+def test_a_library_version_change_names_the_library_and_both_versions(two_runs: Path) -> None:
+    edit_record(two_runs, "a", "zeroshot", provenance("c" * 64, torch="2.13.0", numpy="2.0.0"))
+    edit_record(two_runs, "b", "zeroshot", provenance("c" * 64, torch="2.14.1", numpy="2.0.0"))
+    cell = _top1_cell(two_runs)
+    assert not math.isnan(cell.ci_low)
+    assert cell.note == "not like for like: torch 2.13.0 → 2.14.1"  # the baseline's → this run's
+
+
+def test_a_version_change_with_its_new_fingerprint_does_not_claim_the_code_changed(two_runs: Path) -> None:
+    """The code fingerprint covers the versions too: with both changed, the code may or may not have."""
+    edit_record(two_runs, "a", "zeroshot", provenance("a" * 64, torch="2.13.0", av=None))
+    edit_record(two_runs, "b", "zeroshot", provenance("b" * 64, torch="2.14.1", av="12.0.0"))
+    note = _top1_cell(two_runs).note
+    assert "torch 2.13.0 → 2.14.1" in note and "av not installed → 12.0.0" in note
+    assert "suite code differs" not in note
+    assert "code fingerprint aaaaaaaaaaaa → bbbbbbbbbbbb" in note
+
+
+def test_identical_provenance_gives_no_note_whatever_the_timing_argv_or_git_commit(two_runs: Path) -> None:
+    same = provenance("d" * 64, torch="2.13.0")
+
+    def incidental(started: str, argv: list[str], commit: str):
+        def edit(record: dict) -> None:
+            same(record)
+            record["run"].update(started_at=started, finished_at=started, wall_time_s=len(argv) + 0.5, argv=argv)
+            record["git_commit"] = commit  # a commit that touched only docs: same code fingerprint
+
+        return edit
+
+    edit_record(two_runs, "a", "zeroshot", incidental("2025-01-01T00:00:00Z", [], "1" * 40))
+    edit_record(two_runs, "b", "zeroshot", incidental("2025-02-01T00:00:00Z", ["--limit", "9"], "2" * 40 + "-dirty"))
+    assert _top1_cell(two_runs).note == ""

@@ -1,4 +1,4 @@
-"""Content fingerprints: datasets, annotation files, source code, and the file-hash memo."""
+"""Content fingerprints: the records a task read, source code, and the file-hash memo."""
 
 from __future__ import annotations
 
@@ -6,62 +6,77 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from coca_bench import fileio
-from coca_bench.fingerprints import annotation_fingerprint, content_fingerprint, source_fingerprint
-
-
-def test_annotation_fingerprint_depends_on_names_and_content_not_order_or_location(tmp_path: Path) -> None:
-    first = tmp_path / "a" / "ds"
-    first.mkdir(parents=True)
-    (first / "labels.json").write_text("[0, 1]")
-    (first / "classes.txt").write_text("cat\ndog\n")
-    files = [first / "labels.json", first / "classes.txt"]
-    fingerprint = annotation_fingerprint(files)
-    assert fingerprint == annotation_fingerprint(files[::-1])
-    moved = shutil.copytree(first, tmp_path / "b" / "ds")
-    assert fingerprint == annotation_fingerprint([moved / "labels.json", moved / "classes.txt"])
-    (moved / "labels.json").write_text("[1, 0]")
-    assert fingerprint != annotation_fingerprint([moved / "labels.json", moved / "classes.txt"])
-    with pytest.raises(ValueError, match="folder"):
-        annotation_fingerprint([first])
-    with pytest.raises(FileNotFoundError, match="missing.json"):
-        annotation_fingerprint([first / "missing.json"])
+from coca_bench.fingerprints import records_fingerprint, source_fingerprint
 
 
 def _dataset(root: Path) -> Path:
-    for wnid, payload in (("n01", b"\x01" * 100), ("n02", b"\x02" * 100)):
+    for wnid, payload in (("n01440764", b"\x01" * 100), ("n01443537", b"\x02" * 100)):
         (root / "val" / wnid).mkdir(parents=True)
         (root / "val" / wnid / "img.JPEG").write_bytes(payload)
+    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench\nn01443537 goldfish\n")
     return root
 
 
-def test_dataset_content_change_of_equal_size_changes_the_fingerprint(tmp_path: Path) -> None:
+def _fingerprint(root: Path, data_root: Path | None = None) -> str:
+    from coca_bench.data.imagenet import read_imagenet
+
+    return records_fingerprint([read_imagenet(root, "val")], data_root or root.parent).sha256
+
+
+def test_a_same_size_edit_changes_the_fingerprint(tmp_path: Path) -> None:
     """An image re-encoded to the same number of bytes used to keep its path+size fingerprint."""
     root = _dataset(tmp_path / "imagenet")
-    before = content_fingerprint([root / "val"], root)
-    image = root / "val" / "n01" / "img.JPEG"
-    image.write_bytes(b"\x03" * 100)  # same size; the memo sees the new mtime and reads the bytes again
-    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1_000_000))  # coarse-mtime filesystems
-    after = content_fingerprint([root / "val"], root)
-    assert before != after
+    before = _fingerprint(root)
+    image = root / "val" / "n01440764" / "img.JPEG"
+    image.write_bytes(b"\x03" * 100)
+    assert _fingerprint(root) != before
 
 
-def test_dataset_fingerprint_sees_added_moved_and_missing_files_but_not_the_root(tmp_path: Path) -> None:
+def test_the_fingerprint_follows_the_records_not_the_folders(tmp_path: Path) -> None:
+    root = _dataset(tmp_path / "data" / "imagenet")
+    base = _fingerprint(root)
+    copy = shutil.copytree(tmp_path / "data", tmp_path / "elsewhere")
+    assert _fingerprint(copy / "imagenet") == base  # moving the data root keeps it
+    (root / "val" / "notes.txt").write_text("not an image")  # no reader names it
+    (root / "README").write_text("...")
+    assert _fingerprint(root) == base
+    shutil.move(root / "val" / "n01440764" / "img.JPEG", root / "val" / "n01443537" / "img2.JPEG")  # relabelled
+    assert _fingerprint(root) != base
+    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench fish\nn01443537 goldfish\n")  # class list edit
+    relabelled = _fingerprint(root)
+    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench\nn01443537 goldfish\n")
+    assert _fingerprint(root) != relabelled
+
+
+def test_hidden_files_are_neither_read_nor_fingerprinted(tmp_path: Path) -> None:
+    """macOS AppleDouble files (``._x.JPEG``) and other dot-files are not data: readers skip them, and the
+    fingerprint, which covers what the records name, follows."""
+    from coca_bench.data.imagenet import read_imagenet
+
     root = _dataset(tmp_path / "imagenet")
-    base = content_fingerprint([root / "val"], root)
-    assert base == content_fingerprint([shutil.copytree(root, tmp_path / "copy") / "val"], tmp_path / "copy")
-    shutil.move(root / "val" / "n01" / "img.JPEG", root / "val" / "n02" / "img2.JPEG")  # relabelled image
-    assert content_fingerprint([root / "val"], root) != base
-    assert content_fingerprint([root / "absent"], root) != content_fingerprint([root / "other_absent"], root)
-    (root / "val" / ".DS_Store").write_bytes(b"x")  # hidden files are not data
-    moved = content_fingerprint([root / "val"], root)
-    (root / "val" / ".DS_Store").unlink()
-    assert moved == content_fingerprint([root / "val"], root)
+    base = _fingerprint(root)
+    (root / "val" / "n01440764" / "._img.JPEG").write_bytes(b"\x00\x05\x16\x07")
+    (root / "val" / "n01440764" / ".extra.JPEG").write_bytes(b"\x04" * 100)
+    (root / "val" / ".hidden_class").mkdir()
+    assert [s.path.name for s in read_imagenet(root, "val").items] == ["img.JPEG", "img.JPEG"]
+    assert _fingerprint(root) == base
 
 
-def test_file_hashes_are_remembered_by_path_size_and_mtime(tmp_path: Path, monkeypatch) -> None:
+def test_a_missing_media_file_is_part_of_the_fingerprint(tmp_path: Path) -> None:
+    from coca_bench.data.records import ClassificationSample, RecordSet
+
+    def fingerprint(name: str) -> str:
+        item = ClassificationSample(id="x", path=tmp_path / name, label=0)
+        return records_fingerprint([RecordSet(items=(item,), split="val", annotation_files=())], tmp_path).sha256
+
+    absent = fingerprint("a.jpg")
+    assert absent != fingerprint("b.jpg")
+    (tmp_path / "a.jpg").write_bytes(b"now here")
+    assert fingerprint("a.jpg") != absent
+
+
+def test_file_hashes_are_remembered_by_their_stat(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("COCA_BENCH_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "big.bin"
     path.write_bytes(b"a" * 1000)
@@ -73,6 +88,39 @@ def test_file_hashes_are_remembered_by_path_size_and_mtime(tmp_path: Path, monke
     path.write_bytes(b"b" * 1000)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
     assert fileio.sha256_file(path) != first and len(reads) == 2
+
+
+def test_an_in_place_edit_with_its_mtime_restored_is_hashed_again(tmp_path: Path, monkeypatch) -> None:
+    """Size, mtime and inode can all be put back after an in-place edit; the inode change time cannot."""
+    monkeypatch.setenv("COCA_BENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"a" * 1000)
+    first = fileio.sha256_file(path)
+    before = path.stat()
+    with open(path, "r+b") as handle:  # flip bits in place: same inode, same size
+        handle.write(b"b")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    assert fileio.sha256_file(path) != first
+
+
+def test_after_hash_every_file_afresh_no_stored_hash_is_trusted(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COCA_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fileio, "_MEMO", fileio._HashMemo())
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"a" * 1000)
+    first = fileio.sha256_file(path)
+    stored = fileio._MEMO._db()
+    stored.execute("UPDATE hashes_v2 SET sha256 = 'poisoned'")  # a row the file's bytes do not back
+    stored.commit()
+    assert fileio.sha256_file(path) == "poisoned"  # the memo is trusted by default: that is its purpose
+    reads: list[Path] = []
+    original = fileio._hash_file_bytes
+    monkeypatch.setattr(fileio, "_hash_file_bytes", lambda p: reads.append(p) or original(p))
+    fileio.hash_every_file_afresh()
+    assert fileio.sha256_file(path) == first and fileio.sha256_file(path) == first
+    assert len(reads) == 1  # read once in this process, then remembered for the rest of it
 
 
 def test_source_fingerprint_changes_with_any_source_edit(tmp_path: Path) -> None:

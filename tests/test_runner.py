@@ -19,6 +19,7 @@ PLUGIN = textwrap.dedent(
     import random
     from pathlib import Path
 
+    from coca_bench.data.records import RecordSet
     from coca_bench.registry import MetricSpec, TaskResult, register_task
 
     CALLS = Path(__file__).with_name("calls.log")
@@ -32,17 +33,16 @@ PLUGIN = textwrap.dedent(
     @register_task("fake_ok", groups=("fake",), dataset="fake", metrics=[MetricSpec("acc")], params={"threshold": 0.5})
     def fake_ok(ctx, params):
         """Fraction of values above a threshold."""
-        _count("fake_ok")
         assert ctx.task.name == "fake_ok" and ctx.dataset_dir == ctx.data_root / "fake"
         labels = ctx.dataset_dir / "labels.txt"
-        values = [float(x) for x in labels.read_text().split()][: ctx.limit]
+        values = tuple(float(x) for x in labels.read_text().split())
+        records = ctx.load(RecordSet(items=values, split="test", annotation_files=(labels,)))
         text = ctx.features.embed_texts(["a cat", "a dog"])
-        samples = [{"id": str(i), "acc": int(v > params["threshold"])} for i, v in enumerate(values)]
+        _count("fake_ok")
+        samples = [{"id": str(i), "acc": int(v > params["threshold"])} for i, v in enumerate(records.items)]
         return TaskResult(
             metrics={"acc": sum(s["acc"] for s in samples) / len(samples)},
             samples=samples,
-            split="test",
-            annotation_files=[labels],
             extra_config={"text_dim": int(text.shape[1])},
         )
 
@@ -60,9 +60,35 @@ PLUGIN = textwrap.dedent(
         return TaskResult(metrics={"acc": 0.9}, samples=[{"id": "0", "acc": 0}, {"id": "1", "acc": 1}])
 
 
+    @register_task("fake_wrong_mean_partial", groups=("misbehaving",), dataset="fake", metrics=["acc", "hits"])
+    def fake_wrong_mean_partial(ctx, params):
+        """Reports a wrong mean and leaves another declared metric for the runner."""
+        return TaskResult(metrics={"acc": 0.9}, samples=[{"id": "0", "acc": 0, "hits": 1}, {"id": "1", "acc": 1, "hits": 1}])
+
+
+    def _corpus(samples, params):
+        return {"corpus": sum(s["x"] for s in samples) / len(samples)}
+
+
+    @register_task("fake_wrong_aggregate", groups=("misbehaving",), dataset="fake",
+                   metrics=[MetricSpec("corpus", aggregation="task")], aggregate=_corpus)
+    def fake_wrong_aggregate(ctx, params):
+        """Reports a corpus metric its own aggregate does not give on its samples."""
+        return TaskResult(metrics={"corpus": 0.9}, samples=[{"id": "0", "x": 0.0}, {"id": "1", "x": 1.0}])
+
+
+    @register_task("fake_unrecomputable", groups=("misbehaving",), dataset="fake",
+                   metrics=[MetricSpec("corpus", aggregation="task"), MetricSpec("jar_score", aggregation="task")],
+                   aggregate=_corpus)
+    def fake_unrecomputable(ctx, params):
+        """A metric (like METEOR) that the aggregate cannot recompute from samples."""
+        return TaskResult(metrics={"corpus": 0.5, "jar_score": 0.25}, samples=[{"id": "0", "x": 0.0}, {"id": "1", "x": 1.0}])
+
+
     @register_task("fake_seed_param", groups=("misbehaving",), dataset="fake", metrics=["acc"], params={"seed": 0})
     def fake_seed_param(ctx, params):
         """A task parameter that shares its name with a run setting."""
+        ctx.model
         _count("fake_seed_param")
         return TaskResult(samples=[{"id": "0", "acc": params["seed"] + ctx.seed}])
 
@@ -73,6 +99,7 @@ PLUGIN = textwrap.dedent(
         import numpy as np
         import torch
 
+        ctx.model
         _count("fake_random")
         draw = random.random() + float(np.random.rand()) + float(torch.rand(1))
         return TaskResult(metrics={"draw": draw}, samples=[{"id": "0", "draw": draw}], split="test")
@@ -81,6 +108,7 @@ PLUGIN = textwrap.dedent(
     @register_task("fake_boom", groups=("broken",), dataset="fake", metrics=["acc"])
     def fake_boom(ctx, params):
         """Always fails."""
+        ctx.model
         _count("fake_boom")
         raise RuntimeError("boom")
     '''
@@ -177,23 +205,22 @@ def test_limit_edited_annotations_and_other_weights_each_rerun(workspace):
     (edited,) = run_suite(config(workspace, limit=2), load_model=load)
     assert len(calls(workspace)) == 3 and edited["metrics"]["acc"] == 1.0
 
-    # In folder-layout datasets the listing is the annotation: a new file in the dataset folder reruns.
+    # A file that no record names is not part of the key: the fingerprint follows what the readers read.
     (workspace / "data" / "fake" / "extra").mkdir()
     (workspace / "data" / "fake" / "extra" / "img.jpg").write_bytes(b"...")
     run_suite(config(workspace, limit=2), load_model=load)
-    assert len(calls(workspace)) == 4
-    run_suite(config(workspace, limit=2), load_model=load)
-    assert len(calls(workspace)) == 4
-    # Same size, other bytes (a re-encoded image): the dataset fingerprint reads contents, not sizes.
-    image = workspace / "data" / "fake" / "extra" / "img.jpg"
-    image.write_bytes(b"!!!")
-    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1_000_000))
-    run_suite(config(workspace, limit=2), load_model=load)
-    assert len(calls(workspace)) == 5
+    assert len(calls(workspace)) == 3
+    # Same size, other bytes, mtime set back: contents are read again (the inode change time moved).
+    labels = workspace / "data" / "fake" / "labels.txt"
+    before = labels.stat()
+    labels.write_text("0.1 0.9 0.7 0.2\n")
+    os.utime(labels, ns=(before.st_atime_ns, before.st_mtime_ns))
+    (restored,) = run_suite(config(workspace, limit=2), load_model=load)
+    assert len(calls(workspace)) == 4 and restored["metrics"]["acc"] == 0.5
 
     # A strict run never reuses a non-strict result (which may have recorded skips).
     (strict,) = run_suite(config(workspace, limit=2, strict=True), load_model=load)
-    assert len(calls(workspace)) == 6 and strict["run"]["settings"]["strict"] is True
+    assert len(calls(workspace)) == 5 and strict["run"]["settings"]["strict"] is True
 
     with pytest.raises(RunError, match="another checkpoint"):  # same name, other weights: refuse to mix
         run_suite(config(workspace, checkpoints=["tiny=spec-b"]), load_model=load)
@@ -271,6 +298,24 @@ def test_a_plugin_that_forgets_the_limit_cannot_store_a_full_run_under_a_limited
 def test_a_returned_mean_that_disagrees_with_its_samples_is_refused(workspace):
     with pytest.raises(registry.RegistryError, match="acc=0.9.*gives 0.5"):
         run_suite(config(workspace, tasks="fake_wrong_mean"), load_model=lambda spec, device: TinyModel(spec))
+
+
+def test_a_returned_metric_is_checked_even_when_another_is_left_to_the_runner(workspace):
+    load = lambda spec, device: TinyModel(spec)  # noqa: E731
+    with pytest.raises(registry.RegistryError, match="acc=0.9.*gives 0.5"):
+        run_suite(config(workspace, tasks="fake_wrong_mean_partial"), load_model=load)
+    assert not (workspace / "out" / "tiny" / "fake_wrong_mean_partial.json").exists()
+
+
+def test_a_returned_task_aggregate_must_equal_its_recomputation_from_the_samples(workspace):
+    load = lambda spec, device: TinyModel(spec)  # noqa: E731
+    with pytest.raises(registry.RegistryError, match="corpus=0.9.*aggregate.*gives 0.5"):
+        run_suite(config(workspace, tasks="fake_wrong_aggregate"), load_model=load)
+    (record,) = run_suite(config(workspace, tasks="fake_unrecomputable"), load_model=load)
+    assert record["metrics"] == {"corpus": 0.5, "jar_score": 0.25}
+    assert (
+        list(record["unchecked_metrics"]) == ["jar_score"] and "aggregate" in record["unchecked_metrics"]["jar_score"]
+    )
 
 
 def test_a_task_parameter_named_like_a_setting_never_overwrites_it(workspace):

@@ -4,6 +4,10 @@ Every cell of a comparison is computed on one sample set: when two runs scored d
 value, the baseline's value, the delta and the interval are all taken on the samples both runs scored, and the cell
 says so. Which fields are metrics, and how each aggregates, comes only from the declarations (the registered task,
 else the declarations stored in the record).
+
+A pair whose records differ in more than the weights is still compared, with a "not like for like" note naming what
+differs: the settings and parameters (:func:`~coca_bench.results.comparability_differences`), and the suite code and
+library versions (:func:`provenance_differences`).
 """
 
 from __future__ import annotations
@@ -74,6 +78,45 @@ def _declarations(spec: TaskSpec | None, record: Mapping[str, Any]) -> tuple[Met
     )
 
 
+_NOT_RECORDED = "not recorded"
+_FINGERPRINT_CHARS = 12  # enough to tell two fingerprints apart at a glance
+
+
+def _version_text(versions: Mapping[str, Any], library: str) -> str:
+    if library not in versions:
+        return _NOT_RECORDED
+    return "not installed" if versions[library] is None else str(versions[library])
+
+
+def provenance_differences(baseline: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
+    """The code and library versions that differ between two records, each as ``<baseline's> → <other's>``.
+
+    A new library or suite version can move a number as much as new weights can, so a delta across one is not the
+    checkpoint's alone. Compared: each entry of ``versions`` and ``run.code_fingerprint``. Not compared: the git
+    commit (a commit that touches only docs changes it, the code fingerprint says whether the code changed), and
+    what cannot change a number (timing, argv, the checkpoint's name). The code fingerprint covers the library
+    versions too, so with versions changed a new fingerprint does not show that the code changed as well.
+    """
+    versions_a, versions_b = baseline.get("versions") or {}, other.get("versions") or {}
+    if bool(versions_a) != bool(versions_b):
+        changed = [f"library versions not recorded for {'the baseline' if versions_b else 'this run'}"]
+    else:
+        changed = [
+            f"{library} {_version_text(versions_a, library)} → {_version_text(versions_b, library)}"
+            for library in sorted(set(versions_a) | set(versions_b))
+            if _version_text(versions_a, library) != _version_text(versions_b, library)
+        ]
+    code_a = (baseline.get("run") or {}).get("code_fingerprint")
+    code_b = (other.get("run") or {}).get("code_fingerprint")
+    if code_a == code_b:
+        return changed
+    short_a, short_b = (str(code)[:_FINGERPRINT_CHARS] if code else _NOT_RECORDED for code in (code_a, code_b))
+    fingerprints = f"code fingerprint {short_a} → {short_b}"
+    if changed:
+        return [*changed, f"{fingerprints}, which covers the versions too: the suite code may or may not differ"]
+    return [f"suite code differs ({fingerprints})" if code_a and code_b else fingerprints]
+
+
 @dataclass
 class _PairOutcome:
     values_a: dict[str, float]
@@ -98,9 +141,10 @@ def _compare_pair(
 ) -> _PairOutcome:
     stored_a, stored_b = dict(base["metrics"]), dict(other["metrics"])
     outcome = _PairOutcome(stored_a, stored_b, {}, None, None, [], {})
-    differences = comparability_differences(base, other)
+    settings = comparability_differences(base, other)
+    differences = ([f"differs in {', '.join(settings)}"] if settings else []) + provenance_differences(base, other)
     if differences:
-        outcome.notes.append(f"not like for like: differs in {', '.join(differences)}")
+        outcome.notes.append(f"not like for like: {'; '.join(differences)}")
     if not base_samples or not other_samples:
         outcome.notes.append("no per-sample records, so no CI")
         return outcome
@@ -225,4 +269,4 @@ def compare_runs(
     return comparisons
 
 
-__all__ = ["ComparisonCell", "MetricComparison", "compare_runs"]
+__all__ = ["ComparisonCell", "MetricComparison", "compare_runs", "provenance_differences"]

@@ -14,7 +14,7 @@ from coca_bench.data.coco_captions import read_coco_captions, read_coco_val_capt
 from coca_bench.data.image_folder import image_folder_classes, read_image_folder, read_train_eval_splits
 from coca_bench.data.imagenet import imagenet_classnames, imagenet_wnids, read_imagenet
 from coca_bench.data.images import load_image
-from coca_bench.data.karpathy import find_karpathy, karpathy_inputs, read_karpathy
+from coca_bench.data.karpathy import find_karpathy, read_karpathy
 from coca_bench.data.kinetics import read_kinetics
 from coca_bench.data.media import UnreadableMediaError
 from coca_bench.data.minidata import GENERATOR_VERSION, default_data_root, generate_minidata
@@ -55,7 +55,6 @@ __all__ = [
     "image_folder_classes",
     "imagenet_classnames",
     "imagenet_wnids",
-    "karpathy_inputs",
     "load_image",
     "read_coco_captions",
     "read_coco_val_captions",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coca_bench.data.annotations import DatasetLayoutError, DatasetNotFoundError, require_dataset_dir
-from coca_bench.data.imagenet import IMAGE_SUFFIXES
+from coca_bench.data.imagenet import IMAGE_SUFFIXES, is_hidden
 from coca_bench.data.records import ClassificationSample, ClassificationSet
 
 _LAYOUT = "ImageFolder folders <split>/<class name>/<image> (e.g. train/cat/0001.jpg)"
@@ -22,7 +22,7 @@ def image_folder_classes(root: Path, split: str) -> tuple[str, ...]:
     split_dir = require_dataset_dir(Path(root), _LAYOUT) / split
     if not split_dir.is_dir():
         raise DatasetNotFoundError(f"Split folder {split_dir} does not exist; expected {_LAYOUT}.")
-    classes = tuple(sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    classes = tuple(sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p.name)))
     if not classes:
         raise DatasetLayoutError(f"{split_dir} has no class folders; expected {_LAYOUT}.")
     return classes
@@ -44,7 +44,11 @@ def read_image_folder(root: Path, split: str, classes: Sequence[str] | None = No
     samples = []
     for name in present:
         with os.scandir(split_dir / name) as entries:
-            files = sorted(e.path for e in entries if Path(e.path).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
+            files = sorted(
+                e.path
+                for e in entries
+                if Path(e.path).suffix.lower() in IMAGE_SUFFIXES and not is_hidden(e.name) and e.is_file()
+            )
         samples += [
             ClassificationSample(id=f"{name}/{Path(f).stem}", path=Path(f), label=label_of[name]) for f in files
         ]

@@ -33,6 +33,13 @@ IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".
 _LAYOUT = "ImageNet folders <split>/<wnid>/<image> (e.g. val/n01440764/ILSVRC2012_val_00000293.JPEG)"
 
 
+def is_hidden(name: str) -> bool:
+    """Hidden files and folders are never data: macOS leaves an AppleDouble ``._<name>.JPEG`` beside every image it
+    copies, and editors and sync tools leave dot-files; readers skip them (and so they never reach the fingerprint,
+    which covers exactly the files the records name)."""
+    return name.startswith(".")
+
+
 @lru_cache(maxsize=1)
 def imagenet_wnids() -> tuple[str, ...]:
     """The 1000 ImageNet-1k wnids in sorted order: index = the standard label."""
@@ -93,9 +100,9 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
     split_dir = root / split
     if not split_dir.is_dir():
         raise DatasetNotFoundError(f"ImageNet split folder {split_dir} does not exist; expected {_LAYOUT}.")
-    folders = sorted(p for p in split_dir.iterdir() if p.is_dir())
+    folders = sorted(p for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p.name))
     if not folders:
-        loose = [p.name for p in split_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        loose = [p.name for p in split_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.name)]
         hint = f" It holds {len(loose)} images directly; move each into its wnid folder." if loose else ""
         raise DatasetLayoutError(f"{split_dir} has no class folders; expected {_LAYOUT}.{hint}")
     unknown = [p.name for p in folders if p.name not in label_of]
@@ -118,7 +125,7 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
         with os.scandir(folder) as entries:  # scandir: no extra stat per file on a 50k-image split
             for entry in entries:
                 image = Path(entry.path)
-                if image.suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                if image.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(entry.name) and entry.is_file():
                     samples.append(ClassificationSample(id=f"{folder.name}/{image.stem}", path=image, label=label))
     samples.sort(key=lambda s: (s.path.name, s.path.parent.name))
     return ClassificationSet(
@@ -131,4 +138,4 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
     )
 
 
-__all__ = ["imagenet_classnames", "imagenet_wnids", "read_imagenet", "read_synset_mapping"]
+__all__ = ["imagenet_classnames", "imagenet_wnids", "is_hidden", "read_imagenet", "read_synset_mapping"]

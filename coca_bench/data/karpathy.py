@@ -89,9 +89,4 @@ def find_karpathy(
     return relocate_media(records, dataset_dir, KARPATHY_IMAGE_ROOTS, f"{name} images", image_root)
 
 
-def karpathy_inputs(name: str, media: tuple[str, ...], image_root: str | None) -> list[str]:
-    """The paths a Karpathy-split task reads, for its dataset fingerprint."""
-    return [*(p.format(name=name) for p in KARPATHY_FILE_PLACES), *([image_root] if image_root else media)]
-
-
-__all__ = ["DEFAULT_IMAGE_DIRS", "KARPATHY_SPLITS", "find_karpathy", "karpathy_inputs", "read_karpathy"]
+__all__ = ["DEFAULT_IMAGE_DIRS", "KARPATHY_SPLITS", "find_karpathy", "read_karpathy"]

@@ -6,7 +6,7 @@ This module imports no torch: versions come from package metadata.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class RunRecordInputs:
     params: Mapping[str, Any]
     key_material: Mapping[str, Any]
     run: Mapping[str, Any]  # settings, device, timing, argv, fingerprints, cache stats
+    files_read: int = 0  # files named by the loaded records (media, annotation and class lists): the fingerprint's
+    unchecked_metrics: Mapping[str, str] = field(default_factory=dict)  # returned metric -> why it was not recomputed
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -102,6 +104,7 @@ def build_record(
             "root": str(inputs.dataset_dir),
             "split": ",".join(inputs.splits),
             "fingerprint": inputs.dataset_fingerprint,
+            "files_read": inputs.files_read,
             "annotation_files": [_relative_or_absolute(p, inputs.dataset_dir) for p in inputs.annotation_files],
         },
         "config": {
@@ -115,6 +118,7 @@ def build_record(
         "skipped": [{"id": s.sample_id, "reason": s.reason} for s in skipped],
         "warnings": list(warnings),
         "not_computed": dict(not_computed or {}),
+        "unchecked_metrics": dict(inputs.unchecked_metrics),
     }
 
 
