@@ -39,11 +39,13 @@ def imagenet_attentive_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskRe
     import numpy as np
 
     from coca_bench.data import read_train_eval_splits
+    from coca_bench.data.splits import require_disjoint_splits
     from coca_bench.metrics.classification import classification_sample_records
     from coca_bench.probes.attentive import train_attentive_probe
     from coca_bench.probes.config import AttentiveProbeConfig
 
     train, evaluation = read_train_eval_splits(ctx.dataset_dir, params["train_split"], params["eval_split"], "imagenet")
+    require_disjoint_splits(train, evaluation)
     train, evaluation = ctx.load(train, evaluated=False), ctx.load(evaluation)
     label_of = {s.id: s.label for s in (*train.items, *evaluation.items)}
     train_tokens = ctx.features.image_tokens(train.items, storage=params["token_storage"])
@@ -69,6 +71,6 @@ def imagenet_attentive_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskRe
 
 register_task(
     "imagenet_attentive_probe", groups=("image", "probe", "classification"), dataset="imagenet", metrics=METRICS,
-    params=_params(), aggregate=_aggregate, inputs=("{train_split}", "{eval_split}", "LOC_synset_mapping.txt"),
+    params=_params(), aggregate=_aggregate,
     description="ImageNet attentive probe: a trained single-query pooler + softmax head on frozen encoder tokens",
 )(imagenet_attentive_probe)  # fmt: skip

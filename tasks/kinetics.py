@@ -82,12 +82,15 @@ def kinetics_attentive_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskRe
     import numpy as np
 
     from coca_bench.data import read_kinetics
+    from coca_bench.data.splits import require_disjoint_splits
     from coca_bench.metrics.classification import classification_sample_records
     from coca_bench.probes.attentive import train_attentive_probe
     from coca_bench.probes.config import AttentiveProbeConfig
 
-    train = ctx.load(read_kinetics(ctx.dataset_dir, params["train_split"]), evaluated=False)
-    evaluation = ctx.load(read_kinetics(ctx.dataset_dir, params["split"], classes=train.class_ids))
+    train = read_kinetics(ctx.dataset_dir, params["train_split"])
+    evaluation = read_kinetics(ctx.dataset_dir, params["split"], classes=train.class_ids)
+    require_disjoint_splits(train, evaluation)
+    train, evaluation = ctx.load(train, evaluated=False), ctx.load(evaluation)
     sampling = _sampling(params)
     train_tokens = ctx.features.video_tokens(train.items, sampling, params["token_storage"])
     label_of = {clip.id: clip.label for clip in (*train.items, *evaluation.items)}
@@ -128,19 +131,15 @@ def _probe_params() -> dict[str, Any]:
     }
 
 
-def _inputs(params: dict[str, Any]) -> list[str]:
-    return ["annotations", params["split"], *([params["train_split"]] if "train_split" in params else [])]
-
-
 register_task(
     "kinetics_zeroshot", groups=("video", "zeroshot", "classification"), dataset="kinetics", metrics=METRICS,
-    params={"split": "val", "logit_scale": 100.0, **FRAMES}, aggregate=_aggregate, inputs=_inputs,
+    params={"split": "val", "logit_scale": 100.0, **FRAMES}, aggregate=_aggregate,
     key_material=lambda params: {"templates": list(KINETICS_TEMPLATES)},
     description="Kinetics zero-shot classification (CLIP's Kinetics prompts, mean frame embedding)",
 )(kinetics_zeroshot)  # fmt: skip
 
 register_task(
     "kinetics_attentive_probe", groups=("video", "probe", "classification"), dataset="kinetics", metrics=METRICS,
-    params=_probe_params(), aggregate=_aggregate, inputs=_inputs,
+    params=_probe_params(), aggregate=_aggregate,
     description="Kinetics frozen-feature classification: attentional pooler over spatio-temporal tokens",
 )(kinetics_attentive_probe)  # fmt: skip

@@ -32,10 +32,12 @@ def linear_probe(ctx: TaskContext, params: dict[str, Any], layout: str) -> TaskR
     import numpy as np
 
     from coca_bench.data import read_train_eval_splits
+    from coca_bench.data.splits import require_disjoint_splits
     from coca_bench.metrics.classification import classification_sample_records
     from coca_bench.probes.linear import DEFAULT_C_GRID, few_shot_indices, fit_linear_probe
 
     train, evaluation = read_train_eval_splits(ctx.dataset_dir, params["train_split"], params["eval_split"], layout)
+    require_disjoint_splits(train, evaluation)
     train, evaluation = ctx.load(train, evaluated=False), ctx.load(evaluation)
     train_images = ctx.features.embed_images(train.items)
     label_of = {s.id: s.label for s in (*train.items, *evaluation.items)}
@@ -68,13 +70,12 @@ def linear_probe(ctx: TaskContext, params: dict[str, Any], layout: str) -> TaskR
 
 register_task(
     "imagenet_linear_probe", groups=("image", "probe", "classification"), dataset="imagenet", metrics=METRICS,
-    params=PROBE_PARAMS, aggregate=_aggregate, inputs=("{train_split}", "{eval_split}", "LOC_synset_mapping.txt"),
+    params=PROBE_PARAMS, aggregate=_aggregate,
     description="ImageNet linear probe on frozen contrastive embeddings (logistic regression, C swept on val)",
 )(lambda ctx, params: linear_probe(ctx, params, "imagenet"))  # fmt: skip
 
 register_task(
     "linear_probe", groups=("image", "probe", "classification"), dataset="imagenet", metrics=METRICS,
     params={"dataset": "imagenet", **PROBE_PARAMS, "eval_split": "auto"}, aggregate=_aggregate,
-    inputs=("train", "val", "test"),
     description="linear probe on any ImageFolder dataset (--param dataset=NAME: <data-root>/NAME/{train,val|test}/)",
 )(lambda ctx, params: linear_probe(ctx, params, "folder"))  # fmt: skip

@@ -64,6 +64,7 @@ def vqav2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 
     from coca_bench.data import read_vqa
     from coca_bench.data.layout import relocate_media
+    from coca_bench.data.splits import require_disjoint_splits
     from coca_bench.metrics.vqa import vqa_accuracy
 
     if params["mode"] not in MODES:
@@ -71,8 +72,11 @@ def vqav2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
     locate = lambda records: relocate_media(  # noqa: E731
         records, ctx.dataset_dir, IMAGE_ROOTS, "VQA (COCO) images", params["image_root"], field="image_path"
     )
-    train = ctx.load(locate(read_vqa(ctx.dataset_dir, params["train_split"])), evaluated=False)
-    records = ctx.load(locate(read_vqa(ctx.dataset_dir, params["split"])))
+    train = locate(read_vqa(ctx.dataset_dir, params["train_split"]))
+    records = locate(read_vqa(ctx.dataset_dir, params["split"]))
+    if params["mode"] == "probe":  # the zero-shot modes take only the candidate answers from the train split
+        require_disjoint_splits(train, records)
+    train, records = ctx.load(train, evaluated=False), ctx.load(records)
     candidates = candidate_answers(train, int(params["num_candidates"]))
     prompt_of = lambda q: params["prompt"].format(question=q.question)  # noqa: E731
     prompts = [prompt_of(q) for q in records.items]
@@ -134,15 +138,8 @@ def _probe_answers(ctx: TaskContext, params: dict[str, Any], train: Any, records
     return {qid: candidates[int(i)] for qid, i in zip(tokens.ids, logits[:, : len(candidates)].argmax(axis=1))}
 
 
-def _inputs(params: dict[str, Any]) -> list[str]:
-    split, train = params["split"], params["train_split"]
-    files = [f"v2_OpenEnded_mscoco_{s}_questions.json" for s in (split, train)]
-    files += [f"v2_mscoco_{s}_annotations.json" for s in (split, train)]
-    return [*files, *([params["image_root"]] if params["image_root"] else [split, train, "images"])]
-
-
 register_task(
     "vqav2", groups=("image", "vqa", "multimodal"), dataset="vqav2", metrics=METRICS, params=_params(),
-    aggregate=_aggregate, inputs=_inputs,
+    aggregate=_aggregate,
     description="VQA v2 (official accuracy): rank candidate answers, generate, or a frozen attentive probe",
 )(vqav2)  # fmt: skip

@@ -280,7 +280,7 @@ def test_summary_columns_follow_task_names_then_declared_metric_order(tmp_path: 
     assert rows[2] == ["tuned", "", "", "0.75", "0.5", "1.0"]  # not run: empty, not zero
     markdown = md_path.read_text()
     assert "a_retrieval/median_rank ↓" in markdown and "b_zeroshot/top1 ↑" in markdown
-    assert "b_zeroshot: tuned vs base differ in run.settings.limit" in markdown
+    assert "b_zeroshot: tuned vs base: differ in run.settings.limit" in markdown
     first = (csv_path.read_bytes(), md_path.read_bytes())
     write_summary(tmp_path)
     assert (csv_path.read_bytes(), md_path.read_bytes()) == first

@@ -6,7 +6,7 @@
 """
 
 from coca_bench.compare.bootstrap import ci_excludes_zero, pair_by_id, paired_bootstrap
-from coca_bench.compare.matching import ComparisonCell, MetricComparison, compare_runs, provenance_differences
+from coca_bench.compare.matching import ComparisonCell, MetricComparison, compare_runs
 from coca_bench.compare.render import format_comparison, write_comparison
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "format_comparison",
     "pair_by_id",
     "paired_bootstrap",
-    "provenance_differences",
     "write_comparison",
 ]

@@ -7,7 +7,7 @@ else the declarations stored in the record).
 
 A pair whose records differ in more than the weights is still compared, with a "not like for like" note naming what
 differs: the settings and parameters (:func:`~coca_bench.results.comparability_differences`), and the suite code and
-library versions (:func:`provenance_differences`).
+library versions (:func:`~coca_bench.results.provenance_differences`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from coca_bench.compare.bootstrap import (
     paired_bootstrap,
 )
 from coca_bench.registry import MetricSpec, TaskSpec, aggregate_metrics
-from coca_bench.results import ResultStore, comparability_differences, declared_metrics
+from coca_bench.results import ResultStore, comparability_differences, declared_metrics, provenance_differences
 
 
 @dataclass
@@ -76,45 +76,6 @@ def _declarations(spec: TaskSpec | None, record: Mapping[str, Any]) -> tuple[Met
         MetricSpec(m["name"], bool(m.get("higher_is_better", True)), m.get("aggregation", "mean"))
         for m in declared_metrics(record)
     )
-
-
-_NOT_RECORDED = "not recorded"
-_FINGERPRINT_CHARS = 12  # enough to tell two fingerprints apart at a glance
-
-
-def _version_text(versions: Mapping[str, Any], library: str) -> str:
-    if library not in versions:
-        return _NOT_RECORDED
-    return "not installed" if versions[library] is None else str(versions[library])
-
-
-def provenance_differences(baseline: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
-    """The code and library versions that differ between two records, each as ``<baseline's> → <other's>``.
-
-    A new library or suite version can move a number as much as new weights can, so a delta across one is not the
-    checkpoint's alone. Compared: each entry of ``versions`` and ``run.code_fingerprint``. Not compared: the git
-    commit (a commit that touches only docs changes it, the code fingerprint says whether the code changed), and
-    what cannot change a number (timing, argv, the checkpoint's name). The code fingerprint covers the library
-    versions too, so with versions changed a new fingerprint does not show that the code changed as well.
-    """
-    versions_a, versions_b = baseline.get("versions") or {}, other.get("versions") or {}
-    if bool(versions_a) != bool(versions_b):
-        changed = [f"library versions not recorded for {'the baseline' if versions_b else 'this run'}"]
-    else:
-        changed = [
-            f"{library} {_version_text(versions_a, library)} → {_version_text(versions_b, library)}"
-            for library in sorted(set(versions_a) | set(versions_b))
-            if _version_text(versions_a, library) != _version_text(versions_b, library)
-        ]
-    code_a = (baseline.get("run") or {}).get("code_fingerprint")
-    code_b = (other.get("run") or {}).get("code_fingerprint")
-    if code_a == code_b:
-        return changed
-    short_a, short_b = (str(code)[:_FINGERPRINT_CHARS] if code else _NOT_RECORDED for code in (code_a, code_b))
-    fingerprints = f"code fingerprint {short_a} → {short_b}"
-    if changed:
-        return [*changed, f"{fingerprints}, which covers the versions too: the suite code may or may not differ"]
-    return [f"suite code differs ({fingerprints})" if code_a and code_b else fingerprints]
 
 
 @dataclass
@@ -269,4 +230,4 @@ def compare_runs(
     return comparisons
 
 
-__all__ = ["ComparisonCell", "MetricComparison", "compare_runs", "provenance_differences"]
+__all__ = ["ComparisonCell", "MetricComparison", "compare_runs"]

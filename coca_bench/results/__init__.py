@@ -24,6 +24,7 @@ from coca_bench.results.schema import (
     build_record,
     comparability_differences,
     declared_metrics,
+    provenance_differences,
     utc_timestamp,
 )
 from coca_bench.results.store import CHECKPOINT_FILE, SAMPLES_SUFFIX, ResultStore
@@ -51,6 +52,7 @@ __all__ = [
     "best_checkpoints",
     "build_record",
     "comparability_differences",
+    "provenance_differences",
     "declared_metrics",
     "format_number",
     "format_results_table",

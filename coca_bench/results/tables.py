@@ -8,7 +8,7 @@ from pathlib import Path
 
 from coca_bench.fileio import atomic_write_text
 from coca_bench.results.frames import results_frame, summary_columns, summary_frame
-from coca_bench.results.schema import comparability_differences
+from coca_bench.results.schema import comparability_differences, provenance_differences
 from coca_bench.results.store import ResultStore
 
 SUMMARY_CSV = "summary.csv"
@@ -79,16 +79,20 @@ def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | 
 
 
 def summary_notes(by_checkpoint: Mapping[str, Mapping[str, dict]]) -> list[str]:
-    """Tasks whose runs differ across checkpoints in more than the weights (another limit, split, params...)."""
+    """Tasks whose runs differ across checkpoints in more than the weights (another limit, split, params, suite code
+    or library versions)."""
     notes = []
     tasks = sorted({t for per_task in by_checkpoint.values() for t in per_task})
     for task in tasks:
         runs = [(c, by_checkpoint[c][task]) for c in sorted(by_checkpoint) if task in by_checkpoint[c]]
         first_name, first = runs[0]
         for name, record in runs[1:]:
-            differences = comparability_differences(first, record)
+            settings = comparability_differences(first, record)
+            differences = ([f"differ in {', '.join(settings)}"] if settings else []) + provenance_differences(
+                first, record
+            )
             if differences:
-                notes.append(f"{task}: {name} vs {first_name} differ in {', '.join(differences)}")
+                notes.append(f"{task}: {name} vs {first_name}: {'; '.join(differences)}")
     return notes
 
 
