@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from coca_bench import distributed
-from coca_bench.registry import RegistryError, TaskSpec, all_tasks, get_task
+from coca_bench.errors import CocaBenchError
+from coca_bench.params import describe_params
+from coca_bench.registry import TaskSpec, all_tasks, get_task
 from coca_bench.runner import RunConfig, RunError, load_task_registry
-from coca_bench.settings import PRECISIONS, RunSettings, SettingsError
+from coca_bench.settings import PRECISIONS, RunSettings
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -135,21 +136,27 @@ def describe_task(spec: TaskSpec) -> str:
     ]
     if spec.description:
         lines.append(f"  {spec.description}")
-    lines.append("  parameters (--param KEY=VALUE):" if spec.params else "  parameters: none")
-    lines += [f"    {key} = {json.dumps(value)}" for key, value in spec.params.items()]
+    lines.append("  parameters (--param KEY=VALUE):" if spec.param_specs else "  parameters: none")
+    lines += [f"    {line}" for line in describe_params(spec.param_specs)]
     lines.append("  metrics:")
     for metric in spec.metrics:
         direction = "higher is better" if metric.higher_is_better else "lower is better"
         how = "mean over samples" if metric.aggregation == "mean" else "task aggregate"
         note = f"; {metric.description}" if metric.description else ""
         lines.append(f"    {metric.name} ({direction}, {how}{note})")
-    lines.append(f"  source: {spec.source}")
+    lines.append(f"  source: {spec.source}" + (f" (a variant of {spec.variant_of})" if spec.variant_of else ""))
     return "\n".join(lines)
 
 
 def format_task_list(verbose: bool = False) -> str:
-    """One task per line: name, groups, description, in aligned columns; ``verbose``: :func:`describe_task` each."""
-    tasks = sorted(all_tasks().values(), key=lambda t: t.name)
+    """One task per line: name, groups, description, in aligned columns; ``verbose``: :func:`describe_task` each.
+
+    Tasks come in :func:`~coca_bench.results.task_order` (headline tasks first, the same groups together), the order
+    of the summaries and the comparison chart too."""
+    from coca_bench.results import task_order
+
+    registered = all_tasks()
+    tasks = [registered[name] for name in task_order({name: spec.groups for name, spec in registered.items()})]
     if not tasks:
         return "No tasks are registered."
     if verbose:
@@ -260,12 +267,13 @@ def _check_stored(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from coca_bench.compare import compare_runs, format_comparison, write_comparison
+    from coca_bench.compare import compare_runs, format_comparison, order_rows, write_comparison
     from coca_bench.report import write_report
 
     _check_stored(args)
     tasks = load_task_registry(args.plugins)  # their declarations and aggregates drive the comparison
     rows = compare_runs(args.output, baseline=args.baseline, specs=tasks, n_resamples=args.resamples, seed=args.seed)
+    rows = order_rows(rows, {name: spec.groups for name, spec in tasks.items()})  # the order of `--tasks list`
     print(format_comparison(rows))
     written = write_comparison(rows, args.output)
     report = write_report(args.output, tasks, rows=rows, n_resamples=args.resamples)  # the same rows, no recompute
@@ -282,28 +290,6 @@ def _report(args: argparse.Namespace) -> int:
     path = write_report(args.output, tasks, baseline=args.baseline, n_resamples=args.resamples, seed=args.seed)
     print(f"HTML report: {path}")
     return 0
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    """Errors that mean "your input is wrong": printed as one line, never as a traceback."""
-    from coca_bench.data import AnnotationFormatError, DatasetLayoutError, DatasetNotFoundError, UnreadableMediaError
-
-    types: list[type[BaseException]] = [
-        RegistryError,
-        RunError,
-        SettingsError,
-        AnnotationFormatError,
-        DatasetLayoutError,
-        DatasetNotFoundError,
-        UnreadableMediaError,
-    ]
-    features = sys.modules.get("coca_bench.features")  # imports torch: only consult it if the run loaded it
-    if features is not None:
-        types.append(features.FeatureExtractionError)
-    captioning = sys.modules.get("coca_bench.metrics.captioning")
-    if captioning is not None:
-        types.append(captioning.JavaMissingError)
-    return tuple(types)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -337,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except Exception as exc:
-        if not isinstance(exc, _user_error_types()):
+        if not isinstance(exc, CocaBenchError):
             raise
         where = "" if distributed.is_main() else f"[rank {distributed.rank()}] "  # under torchrun: whose error
         print(f"{where}error: {exc}", file=sys.stderr)

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from coca_bench.cache import CHUNK_SUFFIX, mark_feature_cache
 from coca_bench.data import UnreadableMediaError, load_image
+from coca_bench.errors import CocaBenchError
 from coca_bench.fileio import atomic_file, sha256_file, sha256_text
 from coca_bench.fingerprints import feature_code_fingerprint
 from coca_bench.registry import Skip
@@ -54,7 +55,7 @@ _STORAGE_DTYPES = {"fp16": np.float16, "fp32": np.float32}
 EncodedItem = tuple[int, "np.ndarray | str"]
 
 
-class FeatureExtractionError(ValueError):
+class FeatureExtractionError(CocaBenchError, ValueError):
     """An input could not be encoded and the run asked for --strict, or the model produced invalid features."""
 
 
@@ -476,11 +477,19 @@ class FeatureExtractor:
         texts = [str(t) for t in texts]
 
         def encode(positions: list[int]) -> Iterator[EncodedItem]:
-            step = self.settings.batch_size
-            for start in range(0, len(positions), step):
-                batch = positions[start : start + step]
-                token_ids = self.model.tokenizer([texts[p] for p in batch])
-                yield from zip(batch, self._encode_batch(self.model.encode_text, token_ids, normalize=normalize))
+            # length-sorted batches: the text tower computes a batch only up to its longest prompt
+            # (CoCa.encode_text); sorted within each cache chunk, so that chunks still complete one after another
+            step, pad = self.settings.batch_size, getattr(self.model.tokenizer, "pad_id", 0)
+            chunks: dict[int, list[int]] = {}
+            for p in positions:
+                chunks.setdefault(p // self.chunk_size, []).append(p)
+            for chunk in chunks.values():
+                token_ids = self.model.tokenizer([texts[p] for p in chunk])
+                order = torch.argsort((token_ids != pad).sum(dim=1), stable=True).tolist()
+                for start in range(0, len(order), step):
+                    rows = order[start : start + step]
+                    vectors = self._encode_batch(self.model.encode_text, token_ids[rows], normalize=normalize)
+                    yield from zip([chunk[r] for r in rows], vectors)
 
         vectors, _ = self._cached("text", {"normalize": normalize}, [sha256_text(t) for t in texts], encode)
         return _stack(vectors)

@@ -8,6 +8,7 @@ imports no torch (versions come from package metadata).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import platform
 import subprocess
@@ -36,8 +37,6 @@ VERSIONED_DISTRIBUTIONS = {
     "decord": "decord",
     "av": "av",
 }
-# The code behind a feature vector: the network, preprocessing, decoding of media, and the extractor itself.
-_FEATURE_CODE = ("model", "features.py", "data/images.py", "data/video.py")
 _FEATURE_LIBRARIES = ("torch", "torchvision", "pillow", "numpy", "decord", "av")
 
 
@@ -56,38 +55,133 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def _python_files(root: Path, relative: str) -> list[Path]:
-    target = root / relative
-    return sorted(target.rglob("*.py")) if target.is_dir() else [target] if target.is_file() else []
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@lru_cache(maxsize=512)
+def _normalised_source(path: Path, signature: tuple[int, int, int]) -> tuple[str, tuple[str, ...]]:
+    """(sha256 of the syntax tree without docstrings, the modules it imports): comments, formatting and docstrings
+    cannot change a number, so editing them changes neither."""
+    tree = _without_docstrings(ast.parse(path.read_bytes(), filename=str(path)))
+    return sha256_text(ast.dump(tree, annotate_fields=False, include_attributes=False)), _imports(tree, path)
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE_ROOT).with_suffix("")
+    parts = [p for p in relative.parts if p != "__init__"]
+    return ".".join(["coca_bench", *parts])
+
+
+def _imports(tree: ast.AST, path: Path) -> tuple[str, ...]:
+    """Every module an import statement anywhere in the file names (lazy imports inside functions included), with
+    ``from X import name`` also naming ``X.name`` in case it is a submodule."""
+    try:
+        package = _module_name(path).split(".")
+        if path.name != "__init__.py":
+            package = package[:-1]
+    except ValueError:  # a plugin outside the package: only absolute imports
+        package = []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                if not package or node.level > len(package):
+                    continue
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            names.append(base)
+            names += [f"{base}.{alias.name}" for alias in node.names]
+    return tuple(names)
+
+
+def _module_file(name: str) -> Path | None:
+    """The package file of a ``coca_bench`` module name (the built-in tasks live in ``tasks/``), or None."""
+    parts = name.split(".")
+    if parts[0] != "coca_bench":
+        return None
+    if parts[1:2] == ["builtin_tasks"]:
+        roots = [PACKAGE_ROOT.parent / "tasks", PACKAGE_ROOT / "builtin_tasks"]
+        parts = parts[2:]
+    else:
+        roots = [PACKAGE_ROOT]
+        parts = parts[1:]
+    for root in roots:
+        base = root.joinpath(*parts) if parts else root
+        for candidate in (base.with_suffix(".py") if parts else None, base / "__init__.py"):
+            if candidate is not None and candidate.is_file():
+                return candidate
+    return None
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def code_closure(entry_files: Iterable[Path]) -> list[Path]:
+    """The entry files and every ``coca_bench`` module they import, transitively: the code that can run.
+
+    Derived from the import statements themselves, so no list kept beside the code can drift from it.
+    """
+    seen: dict[Path, None] = {}
+    queue = [Path(p).resolve() for p in entry_files]
+    while queue:
+        path = queue.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen[path] = None
+        _, imported = _normalised_source(path, _signature(path))
+        for name in imported:
+            found = _module_file(name)
+            if found is not None:
+                queue.append(found.resolve())
+    return sorted(seen)
 
 
 def source_fingerprint(files: Iterable[Path], root: Path = PACKAGE_ROOT) -> str:
-    """sha256 over the relative names and contents of source files."""
+    """sha256 over the relative names and normalised syntax trees of source files."""
     entries = []
     for path in sorted({Path(p).resolve() for p in files}):
         try:
             name = path.relative_to(root).as_posix()
         except ValueError:
             name = path.name
-        entries.append((name, sha256_file(path)))
+        entries.append((name, _normalised_source(path, _signature(path))[0]))
     return sha256_text(canonical_json(entries))
 
 
-@lru_cache(maxsize=1)
 def feature_code_fingerprint() -> str:
-    """The model code and the libraries that turn input bytes into feature vectors (part of every cache key)."""
-    files = [f for part in _FEATURE_CODE for f in _python_files(PACKAGE_ROOT, part)]
+    """The code that turns input bytes into feature vectors (the extractor and all it imports: the network,
+    preprocessing, media decoding) and the libraries that run it: part of every feature-cache key."""
+    files = code_closure([PACKAGE_ROOT / "features.py"])
     versions = {name: package_versions().get(name) for name in _FEATURE_LIBRARIES}
     return sha256_text(canonical_json({"code": source_fingerprint(files), "versions": versions}))
 
 
-@lru_cache(maxsize=64)
 def suite_code_fingerprint(task_source: str = "") -> str:
-    """Every source file of the package plus the task's own file and the library versions (part of result keys)."""
-    files = _python_files(PACKAGE_ROOT, "")
-    if task_source and Path(task_source).is_file():
-        files.append(Path(task_source))
-    return sha256_text(canonical_json({"code": source_fingerprint(files), "versions": package_versions()}))
+    """The code that can change a task's numbers (its plugin file, the runner, and every ``coca_bench`` module
+    either imports) and the library versions: part of every result key. The report, the comparison and the CLI
+    are not imported by them, so editing those reruns nothing."""
+    entries = [
+        PACKAGE_ROOT / "runner.py",
+        *([Path(task_source)] if task_source and Path(task_source).is_file() else []),
+    ]
+    return sha256_text(
+        canonical_json({"code": source_fingerprint(code_closure(entries)), "versions": package_versions()})
+    )
 
 
 def _git(source_root: Path, *args: str) -> str | None:
@@ -236,6 +330,7 @@ __all__ = [
     "package_versions",
     "records_fingerprint",
     "result_key",
+    "code_closure",
     "source_fingerprint",
     "suite_code_fingerprint",
 ]

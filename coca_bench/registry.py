@@ -9,14 +9,21 @@ reach the model only through :class:`TaskContext`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import importlib
-import importlib.util
 import math
+import re
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from coca_bench.errors import CocaBenchError
+from coca_bench.params import Param, declare_params, resolve_params
 
 if TYPE_CHECKING:  # typed seam without importing torch: ``--tasks list`` must stay instant
     from coca_bench.data.records import RecordSet
@@ -25,7 +32,7 @@ if TYPE_CHECKING:  # typed seam without importing torch: ``--tasks list`` must s
     from coca_bench.settings import RunSettings
 
 
-class RegistryError(ValueError):
+class RegistryError(CocaBenchError, ValueError):
     """A plugin could not be loaded or registered, or a task broke the contract."""
 
 
@@ -199,21 +206,22 @@ class TaskSpec:
     groups: tuple[str, ...]
     dataset: str
     metrics: tuple[MetricSpec, ...]
-    params: Mapping[str, Any] = field(default_factory=dict)
+    param_specs: Mapping[str, Param] = field(default_factory=dict)
     description: str = ""
     version: int = 1
     aggregate: AggregateFn | None = None
     key_material: KeyMaterialFn | None = None
     source: str = ""
+    variant_of: str = ""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters' defaults."""
+        return {name: param.default for name, param in self.param_specs.items()}
 
     def resolve_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(self.params))
-        if unknown:
-            raise RegistryError(
-                f"Task {self.name!r} has no parameter(s) {unknown}; its parameters are {sorted(self.params)}."
-            )
-        return {**self.params, **overrides}
+        """Defaults with ``overrides`` applied, each checked against its declaration (ParamError otherwise)."""
+        return resolve_params(self.name, self.param_specs, dict(overrides or {}))
 
     def metric(self, name: str) -> MetricSpec | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -248,7 +256,24 @@ def aggregate_metrics(
 
 
 _TASKS: dict[str, TaskSpec] = {}
-_loading_source: str = ""
+_PENDING_VARIANTS: list[tuple[str, str, dict[str, Any]]] = []  # (base, source, changes) until the base registers
+BUILTIN_PACKAGE = "coca_bench.builtin_tasks"
+_PLUGIN_PACKAGE = "coca_bench_plugins"
+
+
+def _caller_file(depth: int) -> str:
+    frame = sys._getframe(depth + 1)
+    return str(frame.f_globals.get("__file__") or frame.f_globals.get("__name__", "<unknown>"))
+
+
+def _add(spec: TaskSpec) -> None:
+    """One name, one task: the same file registering it again (a reload) replaces it; another file is refused."""
+    if spec.name in _TASKS and _TASKS[spec.name].source != spec.source:
+        raise RegistryError(
+            f"Task name {spec.name!r} is registered twice: in {_TASKS[spec.name].source} and in {spec.source}; "
+            "rename one of them."
+        )
+    _TASKS[spec.name] = spec
 
 
 def register_task(
@@ -265,6 +290,8 @@ def register_task(
 ) -> Callable[[TaskFn], TaskFn]:
     """Decorator registering ``fn(ctx, params) -> TaskResult`` as task ``name``.
 
+    ``params``: name -> default, or :class:`~coca_bench.params.Param` for choices, a type for a ``None`` default,
+    or help; every value is checked against its declaration before any work.
     ``aggregate(samples, params)`` computes the metrics declared with ``aggregation="task"``.
     ``key_material(params)`` returns what the parameters stand for (the template strings behind
     ``templates="openai"``), so that a library upgrade that changes them is not served from a stored result.
@@ -274,11 +301,7 @@ def register_task(
     """
 
     def decorator(fn: TaskFn) -> TaskFn:
-        source = _loading_source or getattr(sys.modules.get(fn.__module__), "__file__", "") or fn.__module__
-        if name in _TASKS and _TASKS[name].source != source:
-            raise RegistryError(
-                f"Task name {name!r} is registered twice: in {_TASKS[name].source} and in {source}; rename one of them."
-            )
+        source = getattr(sys.modules.get(fn.__module__), "__file__", "") or fn.__module__
         metric_specs = tuple(m if isinstance(m, MetricSpec) else MetricSpec(m) for m in metrics)
         needs_aggregate = [m.name for m in metric_specs if m.aggregation == "task"]
         if needs_aggregate and aggregate is None:
@@ -286,56 +309,134 @@ def register_task(
                 f"Task {name!r} ({source}) declares metric(s) {needs_aggregate} with aggregation='task' "
                 "but no aggregate=; pass the function that computes them from the per-sample records."
             )
-        _TASKS[name] = TaskSpec(
-            name=name,
-            run=fn,
-            groups=tuple(groups),
-            dataset=dataset,
-            metrics=metric_specs,
-            params=dict(params or {}),
-            description=description or next(iter((fn.__doc__ or "").strip().splitlines()), ""),
-            version=version,
-            aggregate=aggregate,
-            key_material=key_material,
-            source=source,
+        _add(
+            TaskSpec(
+                name=name,
+                run=fn,
+                groups=tuple(groups),
+                dataset=dataset,
+                metrics=metric_specs,
+                param_specs=declare_params(name, params),
+                description=description or next(iter((fn.__doc__ or "").strip().splitlines()), ""),
+                version=version,
+                aggregate=aggregate,
+                key_material=key_material,
+                source=source,
+            )
         )
+        _resolve_variants()
         return fn
 
     return decorator
 
 
-def _load_file(path: Path) -> None:
-    global _loading_source
-    module_name = f"coca_bench_plugin_{path.parent.name}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise RegistryError(f"Cannot load task plugin {path}: not a Python module.")
-    module = importlib.util.module_from_spec(spec)
-    _loading_source = str(path)
+def variant(
+    base: str,
+    name: str,
+    *,
+    dataset: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    groups: Iterable[str] | None = None,
+    version: int | None = None,
+) -> None:
+    """Register ``name`` as task ``base`` on another dataset: only what differs is said, the rest is inherited.
+
+    ``params`` change defaults of the base's parameters (or declare new ones, as :class:`Param` or values); the
+    protocol, metrics, aggregate and key material are the base's. The base may be registered later in the same
+    plugin load (variants resolve when it appears). ``version`` defaults to the base's: a variant is the same code.
+    """
+    changes = {"name": name, "dataset": dataset, "params": dict(params or {}), "description": description,
+               "groups": None if groups is None else tuple(groups), "version": version}  # fmt: skip
+    _PENDING_VARIANTS.append((base, _caller_file(1), changes))
+    _resolve_variants()
+
+
+def _resolve_variants() -> None:
+    still_pending = []
+    for base, source, changes in _PENDING_VARIANTS:
+        if base not in _TASKS:
+            still_pending.append((base, source, changes))
+            continue
+        spec = _TASKS[base]
+        declared = dict(spec.param_specs)
+        for key, value in changes["params"].items():
+            old = declared.get(key)
+            if isinstance(value, Param) or old is None:
+                declared[key] = value if isinstance(value, Param) else Param(value)
+            else:
+                declared[key] = dataclasses.replace(old, default=old.check(changes["name"], key, value))
+        _add(
+            dataclasses.replace(
+                spec,
+                name=changes["name"],
+                dataset=changes["dataset"] or spec.dataset,
+                param_specs=declare_params(changes["name"], declared),
+                description=changes["description"] or f"{spec.description} (variant of {base})",
+                groups=changes["groups"] or spec.groups,
+                version=changes["version"] or spec.version,
+                source=source,
+                variant_of=base,
+            )
+        )
+    _PENDING_VARIANTS[:] = still_pending
+
+
+def _plugin_package(folder: Path) -> str:
+    """A package whose ``__path__`` is the plugin folder, so a plugin imports a helper beside it (``from ._common
+    import x``) and loads once under a stable name, however often the registry is read."""
+    resolved = folder.resolve()
+    tag = re.sub(r"\W", "_", resolved.name) + "_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+    name = f"{_PLUGIN_PACKAGE}.{tag}"
+    if _PLUGIN_PACKAGE not in sys.modules:
+        root = types.ModuleType(_PLUGIN_PACKAGE)
+        root.__path__ = []
+        sys.modules[_PLUGIN_PACKAGE] = root
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(resolved)]
+        sys.modules[name] = package
+    if str(resolved) not in sys.path:
+        sys.path.append(str(resolved))  # ``import _common`` from a plugin, too
+    return name
+
+
+def _is_builtin_folder(folder: Path) -> bool:
+    package = sys.modules.get(BUILTIN_PACKAGE)
+    if package is None:
+        with contextlib.suppress(ImportError):
+            package = importlib.import_module(BUILTIN_PACKAGE)
+    paths = getattr(package, "__path__", []) if package is not None else []
+    return any(Path(p).resolve() == folder.resolve() for p in paths)
+
+
+def _import_plugin(module_name: str, path: Path) -> None:
+    """Import (or, after the registry was cleared, re-run) one plugin module; a failure names its file."""
     try:
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        module = sys.modules.get(module_name)
+        if module is None:
+            importlib.import_module(module_name)
+        elif not any(spec.source == getattr(module, "__file__", None) for spec in _TASKS.values()):
+            importlib.reload(module)
     except RegistryError:
         raise
     except Exception as exc:  # a broken plugin must name its file
         sys.modules.pop(module_name, None)
         raise RegistryError(f"Task plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
-    finally:
-        _loading_source = ""
 
 
 def load_plugins(folders: Sequence[Path] = (), entry_points: bool = True) -> dict[str, TaskSpec]:
-    """Import every ``*.py`` in ``folders`` (sorted) and every ``coca_bench.tasks`` entry point."""
+    """Import every ``*.py`` in ``folders`` (sorted; ``_*.py`` are helpers, not plugins) and every
+    ``coca_bench.tasks`` entry point. The built-in folder loads as ``coca_bench.builtin_tasks``, others as packages
+    of their own, so a module imported twice (by the loader and by a plugin reusing it) runs once."""
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
             raise RegistryError(f"Plugin folder {folder} does not exist; pass an existing directory to --plugins.")
+        package = BUILTIN_PACKAGE if _is_builtin_folder(folder) else _plugin_package(folder)
         for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            if any(spec.source == str(path) for spec in _TASKS.values()):
-                continue
-            _load_file(path)
+            if not path.name.startswith("_"):
+                _import_plugin(f"{package}.{path.stem}", path)
     if entry_points:
         from importlib.metadata import entry_points as _eps
 
@@ -346,6 +447,12 @@ def load_plugins(folders: Sequence[Path] = (), entry_points: bool = True) -> dic
                 raise RegistryError(
                     f"Task plugin entry point {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
                 ) from exc
+    if _PENDING_VARIANTS:
+        base, source, changes = _PENDING_VARIANTS[0]
+        raise RegistryError(
+            f"{source} declares {changes['name']!r} as a variant of {base!r}, which no loaded plugin registers; "
+            "check the name with `run_suite.py --tasks list`."
+        )
     return dict(_TASKS)
 
 
@@ -386,6 +493,7 @@ def select_tasks(selector: str) -> list[TaskSpec]:
 
 def _clear_for_tests() -> None:
     _TASKS.clear()
+    _PENDING_VARIANTS.clear()
 
 
 __all__ = [
@@ -405,4 +513,5 @@ __all__ = [
     "mean_of_field",
     "register_task",
     "select_tasks",
+    "variant",
 ]

@@ -30,8 +30,10 @@ from typing import Any
 
 from coca_bench import distributed
 from coca_bench.cache import feature_cache_dir
+from coca_bench.errors import CocaBenchError
 from coca_bench.fileio import hash_every_file_afresh
 from coca_bench.fingerprints import DatasetFingerprint, records_fingerprint, result_key, suite_code_fingerprint
+from coca_bench.hardware import cpu_capabilities, warn_if_bf16_is_slow
 from coca_bench.registry import (
     RecordsRead,
     RegistryError,
@@ -52,7 +54,7 @@ ModelLoader = Callable[[str, str], Any]  # (spec, device) -> model handle
 _CHECKPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-class RunError(ValueError):
+class RunError(CocaBenchError, ValueError):
     """A run cannot start or go on because of its inputs (configuration, checkpoint, output folder)."""
 
 
@@ -174,6 +176,8 @@ def check_precision(precision: str, device: str) -> None:
         raise RunError("--precision fp16 needs a CUDA device; on CPU use --precision bf16 or fp32.")
     if precision == "bf16" and device_type == "cuda" and not torch.cuda.is_bf16_supported():
         raise RunError("--precision bf16 is not supported by this GPU; use --precision fp16 or fp32.")
+    if precision == "bf16" and device_type == "cpu":
+        warn_if_bf16_is_slow("--precision bf16")  # still bf16, as asked and as labelled: only slower here
 
 
 def seed_everything(seed: int) -> None:
@@ -261,10 +265,7 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
     overrides = parse_task_params(config.params, tasks)
     params = {}
     for task in tasks:
-        try:
-            params[task.name] = task.resolve_params(overrides[task.name])
-        except RegistryError as exc:
-            raise RunError(str(exc)) from None
+        params[task.name] = task.resolve_params(overrides[task.name])  # a bad value: ParamError, before any work
     distributed.init(config.settings.device)
     try:
         return _run_checkpoints(config, tasks, params, load_model)
@@ -423,6 +424,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
                 "code_fingerprint": suite_code_fingerprint(task.source),
                 "feature_cache": {k: stats_after[k] - stats_before[k] for k in stats_after},
                 "distributed": distributed.description([a - b for a, b in zip(by_rank, by_rank_before)]),
+                "cpu": cpu_capabilities(),
             },
             files_read=fingerprint.files,
             unchecked_metrics=unchecked,

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coca_bench.errors import CocaBenchError
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-class SettingsError(ValueError):
+class SettingsError(CocaBenchError, ValueError):
     """A run setting is out of range; the message names the command-line option."""
 
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import store_result
 
 from coca_bench.compare import MetricComparison, compare_runs, format_comparison, paired_bootstrap, write_comparison
+from coca_bench.params import Param
 from coca_bench.registry import MetricSpec, TaskResult, TaskSpec
 from coca_bench.settings import RunSettings
 
@@ -140,7 +141,7 @@ def spec(name: str, metrics=("top1",), aggregate=None, aggregation="mean") -> Ta
         groups=("test",),
         dataset="toyset",
         metrics=tuple(MetricSpec(m, aggregation=aggregation) for m in metrics),
-        params={"size": None},
+        param_specs={"size": Param(None)},
         aggregate=aggregate,
         source="tests/test_compare.py",
     )
@@ -364,3 +365,284 @@ def test_identical_provenance_gives_no_note_whatever_the_timing_argv_or_git_comm
     edit_record(two_runs, "a", "zeroshot", incidental("2025-01-01T00:00:00Z", [], "1" * 40))
     edit_record(two_runs, "b", "zeroshot", incidental("2025-02-01T00:00:00Z", ["--limit", "9"], "2" * 40 + "-dirty"))
     assert _top1_cell(two_runs).note == ""
+
+
+# --------------------------------------------------------------------------- the intervals, held for a seed
+
+COLOURS, SHAPES = ("red", "blue", "green", "yellow"), ("square", "circle", "triangle")
+PLACES = ("top", "bottom", "left", "right", "middle")
+PLUGIN_BALANCED = spec("plugin_balanced", ("mean_per_class_recall",), mean_per_class_recall, aggregation="task")
+
+
+def caption_records(rng: random.Random, n: int, quality: float, domains: bool = False) -> list[dict]:
+    """Captioning records as the task writes them (tokenized text, BLEU statistics, ROUGE-L, per-image CIDEr)."""
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    from coca_bench.metrics.captioning import bleu_statistics, cider_d
+
+    samples = []
+    for i in range(n):
+        c, s, p = COLOURS[i % 4], SHAPES[i % 3], PLACES[i % 5]
+        refs = [f"a {c} {s} at the {p}", f"one {c} {s} near the {p} of the image", f"the {p} has a {c} {s}",
+                f"a {s} that is {c}", f"there is a {c} {s} in the {p}"]  # fmt: skip
+        if rng.random() < quality:
+            pred = f"there is one {c} {s} at the {p} of the picture" if rng.random() < 0.5 else f"a {c} {s} at the {p}"
+        else:
+            pred = f"a {rng.choice(COLOURS)} on a {rng.choice(COLOURS)} on the top"
+        samples.append({"id": f"img{i}", "caption": pred, "caption_tokens": pred, "reference_tokens": refs,
+                        "bleu_statistics": bleu_statistics(pred, refs), "ROUGE_L": Rouge().calc_score([pred], refs)})  # fmt: skip
+        if domains:
+            samples[-1]["domain"] = ("in-domain", "near-domain", "out-domain")[i % 3]
+    per_image = cider_d([s["caption_tokens"] for s in samples], [s["reference_tokens"] for s in samples])[1]
+    return [{**sample, "CIDEr": cider} for sample, cider in zip(samples, per_image)]
+
+
+def store_frozen_runs(output: Path) -> dict[str, TaskSpec]:
+    """Two checkpoints on the built-in tasks' record formats (and a plugin aggregate), from seeded generators."""
+    from coca_bench.runner import load_task_registry
+
+    specs = {**load_task_registry(), PLUGIN_BALANCED.name: PLUGIN_BALANCED}
+    for ckpt, quality in (("early", 0.3), ("late", 0.85)):
+        rng = random.Random(11 if ckpt == "early" else 12)
+        cls = []
+        for i in range(40):
+            correct = rng.random() < quality
+            pred = i % 8 if correct else (i % 8 + 1 + rng.randrange(7)) % 8
+            cls.append({"id": f"c{i}", "label": i % 8, "pred": pred, "acc1": int(correct),
+                        "acc5": int(correct or rng.random() < 0.5)})  # fmt: skip
+        store_result(output, ckpt, specs["imagenet_zeroshot"], cls)
+        retrieval = []
+        for i in range(12):
+            good = rng.random() < quality
+            retrieval.append({"id": f"r{i}", "i2t_rank": 1 if good else rng.randint(1, 60),
+                              "t2i_ranks": [1 if good and rng.random() < 0.8 else rng.randint(1, 12) for _ in range(5)],
+                              "top5_texts": [0, 1, 2, 3, 4]})  # fmt: skip
+        store_result(output, ckpt, specs["coco_retrieval"], retrieval)
+        store_result(output, ckpt, specs["coco_captioning"], caption_records(rng, 15, quality))
+        store_result(output, ckpt, specs["nocaps_captioning"], caption_records(rng, 12, quality, domains=True))
+        vqa = [{"id": f"q{i}", "accuracy": rng.choice((0.0, 0.3, 0.6, 1.0)) if rng.random() > quality else 1.0,
+                "answer_type": ("yes/no", "number", "other")[i % 3]} for i in range(30)]  # fmt: skip
+        store_result(output, ckpt, specs["vqav2"], vqa[:-2] if ckpt == "late" else vqa)  # late skipped two
+        videos = [{"id": f"v{i}", "v2t_rank": rng.randint(1, 4) if rng.random() < quality else rng.randint(1, 20),
+                   "t2v_ranks": [rng.randint(1, 10)]} for i in range(10)]  # fmt: skip
+        store_result(output, ckpt, specs["msrvtt_retrieval"], videos)
+        plugin = [{"id": f"p{i}", "label": s["label"] % 3, "correct": s["acc1"]} for i, s in enumerate(cls)]
+        store_result(output, ckpt, PLUGIN_BALANCED, plugin)
+    return specs
+
+
+# (task, metric): (value, baseline value, delta, ci low, ci high) of "late" against "early", 200 resamples, seed 3:
+# the numbers of the per-resample implementation this suite had before the vectorised bootstrap.
+FROZEN_INTERVALS = {
+    ("coco_captioning", "Bleu_1"): (
+        0.7304347826023441,
+        0.4285714285678271,
+        0.301863354034517,
+        0.10355762232123407,
+        0.5140897371296461,
+    ),
+    ("coco_captioning", "Bleu_2"): (
+        0.6675067171070073,
+        0.3078639631046673,
+        0.35964275400233997,
+        0.12279977597473911,
+        0.6143614286572245,
+    ),
+    ("coco_captioning", "Bleu_3"): (
+        0.6224197940844138,
+        0.24612283758174722,
+        0.3762969565026666,
+        0.11798093924334617,
+        0.6458523538413073,
+    ),
+    ("coco_captioning", "Bleu_4"): (
+        0.5669807973463148,
+        0.20635577744275324,
+        0.36062501990356155,
+        0.09946744863928281,
+        0.6260064134906828,
+    ),
+    ("coco_captioning", "ROUGE_L"): (
+        0.7318787580044938,
+        0.46612838942030144,
+        0.26575036858419265,
+        0.05693480889131669,
+        0.454868977756166,
+    ),
+    ("coco_captioning", "CIDEr"): (
+        3.028033893495598,
+        1.0442219224490654,
+        1.9838119710465332,
+        0.19657480453168458,
+        3.4067748548237433,
+    ),
+    ("coco_retrieval", "i2t_recall@1"): (
+        0.9166666666666666,
+        0.6666666666666666,
+        0.25,
+        0.08125000000000027,
+        0.5020833333333338,
+    ),
+    ("coco_retrieval", "i2t_recall@5"): (
+        0.9166666666666666,
+        0.6666666666666666,
+        0.25,
+        0.08125000000000027,
+        0.5020833333333338,
+    ),
+    ("coco_retrieval", "i2t_recall@10"): (
+        0.9166666666666666,
+        0.6666666666666666,
+        0.25,
+        0.08125000000000027,
+        0.5020833333333338,
+    ),
+    ("coco_retrieval", "t2i_recall@1"): (
+        0.8,
+        0.5666666666666667,
+        0.2333333333333334,
+        0.016666666666666715,
+        0.49999999999999994,
+    ),
+    ("coco_retrieval", "t2i_recall@5"): (0.85, 0.8, 0.04999999999999993, -0.11666666666666659, 0.21666666666666667),
+    ("coco_retrieval", "t2i_recall@10"): (
+        0.9166666666666666,
+        0.9666666666666667,
+        -0.050000000000000044,
+        -0.15000000000000002,
+        0.04999999999999993,
+    ),
+    ("coco_retrieval", "i2t_median_rank"): (1.0, 1.0, 0.0, -22.04999999999999, 0.0),
+    ("coco_retrieval", "i2t_mean_rank"): (
+        2.9166666666666665,
+        10.583333333333334,
+        -7.666666666666668,
+        -17.022916666666664,
+        -1.0624999999999953,
+    ),
+    ("coco_retrieval", "t2i_median_rank"): (1.0, 1.0, 0.0, -2.0, 0.0),
+    ("coco_retrieval", "t2i_mean_rank"): (
+        2.5166666666666666,
+        3.1166666666666667,
+        -0.6000000000000001,
+        -2.0024999999999995,
+        0.6837500000000003,
+    ),
+    ("imagenet_zeroshot", "acc1"): (0.925, 0.4, 0.525, 0.35, 0.7),
+    ("imagenet_zeroshot", "acc5"): (0.95, 0.675, 0.2749999999999999, 0.1243750000000001, 0.4506250000000001),
+    ("imagenet_zeroshot", "mean_per_class_recall"): (0.925, 0.4, 0.525, 0.367373511904762, 0.7000453514739229),
+    ("msrvtt_retrieval", "t2v_recall@1"): (0.0, 0.1, -0.1, -0.3, 0.0),
+    ("msrvtt_retrieval", "t2v_recall@5"): (0.4, 0.6, -0.19999999999999996, -0.6000000000000001, 0.20250000000000062),
+    ("msrvtt_retrieval", "t2v_recall@10"): (1.0, 1.0, 0.0, 0.0, 0.0),
+    ("msrvtt_retrieval", "v2t_recall@1"): (0.1, 0.1, 0.0, -0.3, 0.3),
+    ("msrvtt_retrieval", "v2t_recall@5"): (1.0, 0.3, 0.7, 0.4, 1.0),
+    ("msrvtt_retrieval", "v2t_recall@10"): (1.0, 0.6, 0.4, 0.09999999999999998, 0.7),
+    ("msrvtt_retrieval", "t2v_median_rank"): (6.0, 3.5, 2.5, -1.512499999999998, 4.5),
+    ("msrvtt_retrieval", "t2v_mean_rank"): (5.9, 4.3, 1.6000000000000005, -0.6025000000000001, 3.4025000000000007),
+    ("msrvtt_retrieval", "v2t_median_rank"): (3.5, 7.5, -4.0, -11.512499999999998, 0.0),
+    ("msrvtt_retrieval", "v2t_mean_rank"): (3.2, 9.2, -5.999999999999999, -9.8025, -2.6974999999999993),
+    ("nocaps_captioning", "Bleu_1"): (
+        0.9484536082376448,
+        0.4666666666562963,
+        0.4817869415813485,
+        0.3244948845310272,
+        0.6048775873532778,
+    ),
+    ("nocaps_captioning", "Bleu_2"): (
+        0.9148064444395199,
+        0.3544587784711035,
+        0.5603476659684163,
+        0.37288464101302327,
+        0.7230373193533663,
+    ),
+    ("nocaps_captioning", "Bleu_3"): (
+        0.8728129636037432,
+        0.2837415441145374,
+        0.5890714194892057,
+        0.3747195646847671,
+        0.8561033167285124,
+    ),
+    ("nocaps_captioning", "Bleu_4"): (
+        0.7914692701865109,
+        0.2484015967892423,
+        0.5430676733972686,
+        0.35237140833643155,
+        0.7648646524712611,
+    ),
+    ("nocaps_captioning", "ROUGE_L"): (
+        0.891467497979448,
+        0.5432692307692307,
+        0.3481982672102173,
+        0.18996039662767672,
+        0.4882641668998073,
+    ),
+    ("nocaps_captioning", "CIDEr"): (
+        4.2227824666172085,
+        1.5571074998358945,
+        2.6656749667813138,
+        1.4291771535259434,
+        3.737145873512371,
+    ),
+    ("nocaps_captioning", "CIDEr_in"): (
+        4.649554724024108,
+        3.253158693848862,
+        1.3963960301752465,
+        0.0,
+        3.548448089208723,
+    ),
+    ("nocaps_captioning", "CIDEr_near"): (
+        4.094581988070438,
+        0.4396942726127274,
+        3.6548877154577104,
+        0.0,
+        4.956397884624796,
+    ),
+    ("nocaps_captioning", "CIDEr_out"): (
+        4.094581988070438,
+        1.4941463915799325,
+        2.600435596490505,
+        0.0,
+        4.106883673090353,
+    ),
+    ("plugin_balanced", "mean_per_class_recall"): (
+        0.9333333333333332,
+        0.4222222222222222,
+        0.5111111111111111,
+        0.3446626984126984,
+        0.6804779158040029,
+    ),
+    ("vqav2", "accuracy"): (
+        0.8750000000000001,
+        0.6500000000000001,
+        0.22499999999999998,
+        0.08928571428571441,
+        0.4072321428571429,
+    ),
+    ("vqav2", "accuracy_yes/no"): (0.86, 0.65, 0.20999999999999996, -0.04489583333333332, 0.4857936507936508),
+    ("vqav2", "accuracy_number"): (
+        0.8777777777777778,
+        0.7222222222222222,
+        0.15555555555555556,
+        -0.14007142857142857,
+        0.4858214285714286,
+    ),
+    ("vqav2", "accuracy_other"): (
+        0.8888888888888888,
+        0.5777777777777778,
+        0.311111111111111,
+        -0.028968253968253914,
+        0.75,
+    ),
+}
+
+
+def test_intervals_for_a_seed_are_those_of_the_reference_implementation(tmp_path: Path) -> None:
+    specs = store_frozen_runs(tmp_path)
+    rows = compare_runs(tmp_path, baseline="early", specs=specs, n_resamples=200, seed=3)
+    got = {(r.task, r.metric): r.cells["late"] for r in rows}
+    assert set(got) == set(FROZEN_INTERVALS)
+    for key, expected in FROZEN_INTERVALS.items():
+        cell = got[key]
+        assert (cell.value, cell.baseline_value, cell.delta, cell.ci_low, cell.ci_high) == pytest.approx(
+            expected, abs=1e-12, rel=0
+        ), key

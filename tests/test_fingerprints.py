@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from coca_bench import fileio
 from coca_bench.fingerprints import records_fingerprint, source_fingerprint
 
@@ -130,3 +132,57 @@ def test_source_fingerprint_changes_with_any_source_edit(tmp_path: Path) -> None
     before = source_fingerprint(files, tmp_path)
     (tmp_path / "b.py").write_text("y = 3\n")
     assert source_fingerprint(files, tmp_path) != before
+
+
+@pytest.fixture()
+def package_copy(tmp_path: Path, monkeypatch) -> Path:
+    """A copy of the package and the built-in tasks that the fingerprints read instead of the real ones."""
+    from coca_bench import fingerprints
+
+    root = tmp_path / "src"
+    shutil.copytree(fingerprints.PACKAGE_ROOT, root / "coca_bench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(fingerprints.PACKAGE_ROOT.parent / "tasks", root / "tasks")
+    monkeypatch.setattr(fingerprints, "PACKAGE_ROOT", root / "coca_bench")
+    return root
+
+
+def _code_fingerprints(root: Path) -> tuple[str, str]:
+    from coca_bench import fingerprints
+
+    for function in (fingerprints.suite_code_fingerprint, fingerprints.feature_code_fingerprint):
+        getattr(function, "cache_clear", lambda: None)()
+    task = str(root / "tasks" / "imagenet_zeroshot.py")
+    return fingerprints.suite_code_fingerprint(task), fingerprints.feature_code_fingerprint()
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} is no longer in {path}; update this test"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_docstring_or_comment_edit_in_the_feature_code_keeps_every_key(package_copy: Path) -> None:
+    before = _code_fingerprints(package_copy)
+    _edit(
+        package_copy / "coca_bench" / "features.py", "Batched encoding of images", "Batched encoding (edited) of images"
+    )
+    _edit(package_copy / "coca_bench" / "features.py", "\nimport ", "\n# a comment\n\n\nimport ")
+    assert _code_fingerprints(package_copy) == before
+
+
+def test_a_report_style_edit_keeps_every_result_key(package_copy: Path) -> None:
+    before = _code_fingerprints(package_copy)
+    _edit(package_copy / "coca_bench" / "report" / "build.py", 'CSS = """', 'CSS = """\nbody { margin: 3px; }')
+    assert _code_fingerprints(package_copy) == before
+
+
+def test_an_edit_to_a_model_forward_changes_the_result_and_feature_keys(package_copy: Path) -> None:
+    before = _code_fingerprints(package_copy)
+    _edit(
+        package_copy / "coca_bench" / "model" / "coca.py",
+        "    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:\n",
+        "    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:\n"
+        "        pixels = pixels * 1.0001\n",
+    )
+    after = _code_fingerprints(package_copy)
+    assert after[0] != before[0] and after[1] != before[1]

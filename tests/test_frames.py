@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from coca_bench.params import Param
 from coca_bench.registry import MetricSpec, Skip, TaskResult, TaskSpec
 from coca_bench.results import (
     RESULT_COLUMNS,
@@ -30,7 +31,7 @@ TUNED = CheckpointInfo("tuned", "tuned.safetensors", "b" * 64)
 
 def _spec(name: str, metrics: tuple[MetricSpec, ...]) -> TaskSpec:
     return TaskSpec(name=name, run=lambda ctx, params: TaskResult(), groups=("test",), dataset="toyset",
-                    metrics=metrics, params={"templates": "simple"}, source=__file__)  # fmt: skip
+                    metrics=metrics, param_specs={"templates": Param("simple")}, source=__file__)  # fmt: skip
 
 
 ZEROSHOT = _spec("zeroshot", (MetricSpec("acc1"), MetricSpec("acc5"), MetricSpec("recall", aggregation="task")))

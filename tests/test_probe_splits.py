@@ -57,9 +57,9 @@ def test_overlap_is_judged_by_file_not_by_name(tmp_path: Path):
     vqa_train = VqaSet(items=(question(1, train[0]),), split="train2014", annotation_files=())
     with pytest.raises(SplitOverlapError, match="'val2014'.*'train2014'"):
         require_disjoint_splits(vqa_train, VqaSet(items=(question(2, train[0]),), split="val2014", annotation_files=()))
-    from coca_bench.cli import _user_error_types
+    from coca_bench.errors import CocaBenchError
 
-    assert issubclass(SplitOverlapError, _user_error_types())
+    assert issubclass(SplitOverlapError, CocaBenchError)
 
 
 class UntouchableModel(PixelStatsModel):

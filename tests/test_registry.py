@@ -2,6 +2,7 @@ import textwrap
 
 import pytest
 
+from coca_bench.params import ParamError
 from coca_bench.registry import RegistryError, load_plugins, select_tasks
 
 pytestmark = pytest.mark.usefixtures("clean_registry")
@@ -71,7 +72,7 @@ def test_unknown_parameter_override_is_refused(tmp_path):
     write_plugin(tmp_path, "a.py", "alpha")
     (spec,) = load_plugins([tmp_path], entry_points=False).values()
     assert spec.resolve_params({"p": 2}) == {"p": 2}
-    with pytest.raises(RegistryError, match="no parameter"):
+    with pytest.raises(ParamError, match="no parameter 'q'"):
         spec.resolve_params({"q": 2})
 
 

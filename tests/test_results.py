@@ -16,6 +16,7 @@ import pytest
 
 from coca_bench import fingerprints
 from coca_bench.fileio import atomic_write_jsonl, atomic_write_text
+from coca_bench.params import Param
 from coca_bench.registry import MetricSpec, Skip, TaskResult, TaskSpec
 from coca_bench.results import (
     SCHEMA_VERSION,
@@ -39,7 +40,7 @@ def make_spec(name: str = "toy_zeroshot", metrics=("top1", "top5"), version: int
         groups=("zeroshot", "image"),
         dataset="toyset",
         metrics=tuple(m if isinstance(m, MetricSpec) else MetricSpec(m) for m in metrics),
-        params={"templates": ["a photo of a {}."], "size": None},
+        param_specs={"templates": Param(["a photo of a {}."]), "size": Param(None)},
         description="Toy zero-shot task.",
         version=version,
         source="tests/test_results.py",

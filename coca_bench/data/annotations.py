@@ -16,16 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coca_bench.errors import CocaBenchError
 
-class AnnotationFormatError(ValueError):
+
+class AnnotationFormatError(CocaBenchError, ValueError):
     """An annotation file exists but does not follow its official format."""
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(CocaBenchError, FileNotFoundError):
     """A dataset folder or one of its annotation files is missing."""
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(CocaBenchError, ValueError):
     """A dataset folder exists but its folder structure is not the expected layout."""
 
 

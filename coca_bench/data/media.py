@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coca_bench.errors import CocaBenchError
 
-class UnreadableMediaError(Exception):
+
+class UnreadableMediaError(CocaBenchError):
     """An image or video file is missing, truncated or not decodable."""
 
     def __init__(self, path: Path | str, reason: str) -> None:

@@ -29,19 +29,23 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from coca_bench.errors import CocaBenchError
+from coca_bench.metrics.resampling import Resampler, SegmentSums
+
 K = TypeVar("K", bound=Hashable)
 
 METRIC_NAMES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
 NOCAPS_DOMAINS = ("in-domain", "near-domain", "out-domain")
 CIDER_N = 4  # n-grams of length 1..4, as pycocoevalcap's Cider()
 CIDER_SIGMA = 6.0  # standard deviation of the Gaussian length penalty, as pycocoevalcap's Cider()
+_CIDER_BLOCK_VALUES = 2**21  # multisets per block x n-gram entries: temporaries of a few tens of MiB
 
 # Characters the PTBTokenizer jar (run with -preserveLines) ends a line at, besides "\n" (which pycocoevalcap already
 # replaces by a space). Found by running the jar: each of these split one caption into two output lines.
 _JAVA_LINE_BREAKS = str.maketrans({c: " " for c in "\r\x0b\x0c\u2028\u2029"})
 
 
-class JavaMissingError(RuntimeError):
+class JavaMissingError(CocaBenchError, RuntimeError):
     """Raised when no ``java`` executable is on PATH; PTB tokenisation, METEOR and SPICE all run on Java."""
 
 
@@ -256,7 +260,8 @@ class CiderCorpus:
     Every quantity pycocoevalcap needs is linear in w(g) = idf(g)^2, because idf >= 0 (a document frequency never
     exceeds the number of documents): the clipped product min(tf_h idf, tf_r idf) tf_r idf equals
     min(tf_h, tf_r) tf_r w, and the squared norms are sums of tf^2 w. So the per-item numerators and norms are
-    weighted sums over precomputed (row, n-gram, coefficient) triplets, evaluated with one gather and one bincount.
+    weighted sums over precomputed (row, n-gram, coefficient) triplets, evaluated with one gather and one segmented
+    sum, for one multiset or for a whole batch of bootstrap resamples at once (:meth:`scores`).
     """
 
     def __init__(self, tokenized_predictions: Sequence[str], tokenized_references: Sequence[Sequence[str]]) -> None:
@@ -318,15 +323,16 @@ class CiderCorpus:
             df_gids.extend(vocab[gram] for gram in seen)
         self._num_items = num_items
         self._num_pairs = num_pairs
-        self._vocab_size = len(vocab)
-        self._rows = np.asarray(rows, dtype=np.intp)
+        self._penalties = np.asarray(penalties, dtype=np.float64)
+        self._refs_per_item = np.bincount(pair_items, minlength=num_items).astype(np.float64)
         self._gids = np.asarray(gids, dtype=np.intp)
         self._coefs = np.asarray(coefs, dtype=np.float64)
         self._df_items = np.asarray(df_items, dtype=np.intp)
-        self._df_gids = np.asarray(df_gids, dtype=np.intp)
-        self._penalties = np.asarray(penalties, dtype=np.float64)
+        # Segmented sums prepared once, so that scoring many multisets costs a gather and a reduceat each.
+        self._doc_freq = SegmentSums(np.asarray(df_gids, dtype=np.intp), len(vocab))
+        self._row_sums = SegmentSums(np.asarray(rows, dtype=np.intp), CIDER_N * (num_items + 2 * num_pairs))
+        self._pair_sums = SegmentSums(np.asarray(pair_items, dtype=np.intp), num_items)
         self._pair_items = np.asarray(pair_items, dtype=np.intp)
-        self._refs_per_item = np.bincount(self._pair_items, minlength=num_items).astype(np.float64)
 
     def __len__(self) -> int:
         return self._num_items
@@ -343,33 +349,44 @@ class CiderCorpus:
             raise IndexError(f"indices must lie in [0, {self._num_items}); got values from {idx.min()} to {idx.max()}.")
         return idx.astype(np.intp, copy=False)
 
-    def _scores_by_item(self, idx: np.ndarray) -> np.ndarray:
-        """CIDEr-D of every item (positions 0..I-1) under the idf of the multiset ``idx``."""
-        counts = np.bincount(idx, minlength=self._num_items).astype(np.float64)
-        doc_freq = np.bincount(self._df_gids, weights=counts[self._df_items], minlength=self._vocab_size)
-        idf = np.log(float(len(idx))) - np.log(np.maximum(doc_freq, 1.0))
-        total_rows = CIDER_N * (self._num_items + 2 * self._num_pairs)
-        sums = np.bincount(self._rows, weights=self._coefs * (idf * idf)[self._gids], minlength=total_rows)
-        n_items, n_pairs = CIDER_N * self._num_items, CIDER_N * self._num_pairs
-        hyp_norm = np.sqrt(sums[:n_items].reshape(-1, CIDER_N))[self._pair_items]
-        ref_norm = np.sqrt(sums[n_items : n_items + n_pairs].reshape(-1, CIDER_N))
-        numer = sums[n_items + n_pairs :].reshape(-1, CIDER_N)
+    def _counts(self, idx: np.ndarray) -> np.ndarray:
+        return np.bincount(idx, minlength=self._num_items).astype(np.float64)[None, :]
+
+    def _scores_by_item(self, counts: np.ndarray) -> np.ndarray:
+        """``(multisets, items)``: CIDEr-D of every item under the idf of each row's multiset (``counts[r, i]``
+        copies of item i; rows with no item give NaN)."""
+        idf = np.log(counts.sum(axis=1))[:, None] - np.log(np.maximum(self._doc_freq(counts[:, self._df_items]), 1.0))
+        sums = self._row_sums(self._coefs * (idf * idf)[:, self._gids])
+        n_items, n_pairs, rows = CIDER_N * self._num_items, CIDER_N * self._num_pairs, counts.shape[0]
+        hyp_norm = np.sqrt(sums[:, :n_items].reshape(rows, -1, CIDER_N))[:, self._pair_items]
+        ref_norm = np.sqrt(sums[:, n_items : n_items + n_pairs].reshape(rows, -1, CIDER_N))
+        numer = sums[:, n_items + n_pairs :].reshape(rows, -1, CIDER_N)
         denom = hyp_norm * ref_norm
         # pycocoevalcap divides only when both norms are non-zero; the numerator is then 0 anyway.
         cosine = np.divide(numer, denom, out=numer.copy(), where=denom != 0)
-        per_pair = cosine.mean(axis=1) * self._penalties
-        return np.bincount(self._pair_items, weights=per_pair, minlength=self._num_items) / self._refs_per_item * 10.0
+        per_pair = cosine.mean(axis=2) * self._penalties
+        return self._pair_sums(per_pair) / self._refs_per_item * 10.0
+
+    def scores(self, counts: np.ndarray) -> np.ndarray:
+        """Corpus CIDEr-D of many multisets at once (``counts[r, i]``: copies of item i in multiset r), e.g. every
+        bootstrap resample; NaN for an empty multiset. Rows go in blocks that bound the temporaries."""
+        counts = np.asarray(counts, dtype=np.float64)
+        out = np.empty(counts.shape[0])
+        block = max(1, _CIDER_BLOCK_VALUES // max(1, self._coefs.size, self._doc_freq.order.size))
+        for start in range(0, counts.shape[0], block):
+            part = counts[start : start + block]
+            with np.errstate(divide="ignore", invalid="ignore"):  # an empty multiset: NaN, quietly
+                out[start : start + block] = (part * self._scores_by_item(part)).sum(axis=1) / part.sum(axis=1)
+        return out
 
     def item_scores(self, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Per-position CIDEr-D of the multiset ``indices`` (all items once when None), duplicates included."""
         idx = self._indices(indices)
-        return self._scores_by_item(idx)[idx]
+        return self._scores_by_item(self._counts(idx))[0, idx]
 
     def score(self, indices: Sequence[int] | np.ndarray | None = None) -> float:
         """Corpus CIDEr-D of the multiset ``indices`` (all items once when None): the mean over its positions."""
-        idx = self._indices(indices)
-        counts = np.bincount(idx, minlength=self._num_items).astype(np.float64)
-        return float(counts @ self._scores_by_item(idx) / len(idx))
+        return float(self.scores(self._counts(self._indices(indices)))[0])
 
 
 def cider_d(
