@@ -78,6 +78,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from timing import print_cpu_line  # the bench folder is not a package
+
+    print_cpu_line()
     from coca_bench.model.parity import ours_from_open_clip, random_open_clip_coca
 
     reference = random_open_clip_coca(ARCH)

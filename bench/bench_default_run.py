@@ -45,6 +45,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    from timing import print_cpu_line  # the bench folder is not a package
+
+    print_cpu_line()
     runs = [run_once(args.threads) for _ in range(args.repeats)]
     result = {
         "command": "python run_suite.py --tasks all (empty cache and output)",

@@ -41,6 +41,7 @@ from timing import (
     foreign_load,
     interleaved,
     paired_ratio,
+    print_cpu_line,
     quiet_round_count,
     read_bandwidth,
 )
@@ -491,30 +492,6 @@ def bench_decode_bound(ours, captioning: list[dict], run: Run) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------- reporting
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-NOTABLE_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what fp32/bf16 speed depends on
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                present = set(line.split(":", 1)[1].split())
-                return [flag for flag in NOTABLE_CPU_FLAGS if flag in present]
-    except OSError:
-        pass
-    return []
-
-
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR, capture_output=True, text=True)
@@ -527,6 +504,9 @@ def environment(settings: Settings) -> dict:
     import open_clip
     import transformers
 
+    from coca_bench.hardware import detect
+
+    cpu = detect()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
@@ -534,8 +514,9 @@ def environment(settings: Settings) -> dict:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "cpu_model": cpu_model(),
-        "cpu_flags": cpu_flags(),
+        "cpu_model": cpu.model,
+        "cpu_flags": list(cpu.flags),
+        "cpu": cpu.as_dict(),  # native_bf16: whether the bf16 rows can be faster than fp32 on this CPU at all
         "cpu_count": os.cpu_count(),
         "load_average_start": os.getloadavg(),
         "git_commit": git_commit(),
@@ -691,6 +672,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_args(parse_args(argv))
+    print_cpu_line()
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(settings.threads)
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation notes inside open_clip

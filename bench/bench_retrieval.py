@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         worker(args.worker, args.images, args.texts[0], args.dim, args.block_size, args.seed, args.worker_out)
         return 0
 
+    from timing import print_cpu_line  # the bench folder is not a package
+
+    print_cpu_line()
     command = "python bench/bench_retrieval.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     rows, report = (
         [],

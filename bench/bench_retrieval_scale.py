@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         worker(args.queries, int(gallery), args.dim, dtype, args.block_size, Path(out))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    from timing import print_cpu_line  # the bench folder is not a package
+
+    print_cpu_line()
     command = "python bench/bench_retrieval_scale.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     runs: list[dict] = []
     lines = [

@@ -78,6 +78,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--arch", default="coca_ViT-B-32")
     args = parser.parse_args()
+    from timing import print_cpu_line  # the bench folder is not a package
+
+    print_cpu_line()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         build_data(tmp_path / "data")

@@ -27,6 +27,9 @@ def main() -> int:
     parser.add_argument("--num-frames", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from timing import print_cpu_line  # the bench folder is not a package
+
+    print_cpu_line()
     from PIL import Image
 
     from coca_bench.data import default_data_root, read_frames

@@ -8,6 +8,9 @@ do, OpenMP threads oversubscribe the cores and calls made of many small parallel
 slow down far more (10x was seen) than calls made of a few large matmuls. So every timed call also records how many
 cores *other* processes kept busy meanwhile (from ``/proc/stat`` minus our own CPU time), a round with a busy
 neighbour is flagged and re-run while the budget allows, and statistics use the quiet rounds when there are any.
+
+Every benchmark prints :func:`cpu_line` first: its figures hold for that CPU, bf16 figures above all (native bf16
+arithmetic, AMX or AVX-512-BF16, makes bf16 faster than fp32; without it bf16 is slower).
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ from typing import Any
 import torch
 
 QUIET_FOREIGN_CORES = 0.25  # a round is quiet when no call saw other processes use more than this many cores
+
+
+def cpu_line() -> str:
+    """``CPU: <model> (<flags>; native bf16 or not)``: the machine a benchmark's figures were measured on."""
+    from coca_bench.hardware import detect
+
+    return detect().describe()
+
+
+def print_cpu_line() -> None:
+    """Printed at the start of every benchmark, so that no figure is quoted without its CPU."""
+    print(cpu_line(), flush=True)
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,9 @@ def _compare(args: argparse.Namespace) -> int:
 
     _check_stored(args)
     tasks = load_task_registry(args.plugins)  # their declarations and aggregates drive the comparison
-    rows = compare_runs(args.output, baseline=args.baseline, specs=tasks, n_resamples=args.resamples, seed=args.seed)
+    rows = compare_runs(
+        args.output, args.baseline, tasks, n_resamples=args.resamples, seed=args.seed, cache=True
+    )  # read from OUTPUT/.compare_cache when nothing changed
     rows = order_rows(rows, {name: spec.groups for name, spec in tasks.items()})  # the order of `--tasks list`
     print(format_comparison(rows))
     written = write_comparison(rows, args.output)

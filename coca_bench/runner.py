@@ -193,27 +193,74 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- the run
 
 
-@dataclass
 class _CheckpointRun:
-    """One loaded checkpoint and what every one of its tasks shares."""
+    """One checkpoint and what every one of its tasks shares. The network is built only when a task must run:
+    a result key needs the checkpoint's identity (weights sha256, model fingerprint), which a native checkpoint's
+    files tell without torch (:func:`coca_bench.model.catalog.checkpoint_identity`)."""
 
-    info: CheckpointInfo
-    model: Any
-    features: Any
+    def __init__(self, suite: _Suite, entry: str) -> None:
+        self.suite = suite
+        self.entry = entry
+        name, self.spec = parse_checkpoint_arg(entry)
+        self.model: Any = None
+        self.features: Any = None
+        identity = suite.known_identity(self.spec)
+        if identity is None:
+            self.load()
+            identity = self.model
+        self.fingerprint: str = identity.fingerprint
+        self.info = CheckpointInfo(name=name or identity.name, spec=self.spec, sha256=identity.weights_sha256)
+
+    def load(self) -> None:
+        """Build the model and its feature extractor (once)."""
+        if self.model is not None:
+            return
+        from coca_bench.features import FeatureExtractor
+
+        settings = self.suite.device_settings()
+        log.info("loading checkpoint %s", self.entry)
+        try:
+            model = self.suite.load_model(self.spec, settings.device)
+        except (OSError, ValueError, KeyError) as exc:  # bad path, unknown name, malformed file: one clear line
+            raise RunError(f"Cannot load checkpoint {self.spec!r}: {exc}") from exc
+        known = getattr(self, "info", None)
+        if known is not None and (model.weights_sha256 != known.sha256 or model.fingerprint != self.fingerprint):
+            raise RunError(
+                f"Checkpoint {self.spec!r} changed while this run was using it (its files no longer match the "
+                "checksum taken at the start); rerun once it is no longer being written."
+            )
+        extractor = FeatureExtractor
+        if distributed.world_size() > 1:
+            from coca_bench.distributed_features import DistributedFeatureExtractor as extractor
+        self.model = model
+        self.features = extractor(model, settings.cache_dir, settings, chunk_size=_chunk_size())
+
+    def release(self) -> None:
+        if self.model is None:
+            return
+        import torch
+
+        self.model = self.features = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 class _Suite:
-    """One invocation: settings resolved once, the store, and the fingerprints shared across checkpoints."""
+    """One invocation: settings resolved once, the store, and the fingerprints shared across checkpoints.
 
-    def __init__(self, config: RunConfig, load_model: ModelLoader) -> None:
+    The device is resolved (which imports torch) only when a model is first built: a rerun whose results are all
+    stored needs none.
+    """
+
+    def __init__(self, config: RunConfig, load_model: ModelLoader | None) -> None:
         self.config = config
-        self.load_model = load_model
+        self.load_model = load_model or _load_bundled_model
+        self._identity_from_files = load_model is None  # a custom loader's specs mean what it says they mean
         settings = config.settings.validated()
-        device = distributed.device_for_rank(resolve_device(settings.device))  # under torchrun: cuda:LOCAL_RANK
-        check_precision(settings.precision, device)
         cache_dir = settings.cache_dir if settings.cache_dir is not None else feature_cache_dir()
         progress = settings.progress and distributed.is_main()  # one set of progress bars, rank 0's
-        self.settings = settings.replace(device=device, cache_dir=cache_dir, progress=progress)
+        self.settings = settings.replace(cache_dir=cache_dir, progress=progress)
+        self._device_resolved = False
         if settings.force:  # before any checkpoint is hashed: a forced run records only checksums it computed
             hash_every_file_afresh()
         self.store = ResultStore(config.output)
@@ -223,6 +270,23 @@ class _Suite:
                 f"--data-root {self.data_root} is not a folder; point it at the folder holding the datasets."
             )
 
+    def device_settings(self) -> RunSettings:
+        """The settings with the device resolved and the precision checked against it."""
+        if not self._device_resolved:
+            device = distributed.device_for_rank(resolve_device(self.settings.device))  # torchrun: cuda:LOCAL_RANK
+            check_precision(self.settings.precision, device)
+            self.settings = self.settings.replace(device=device)
+            self._device_resolved = True
+        return self.settings
+
+    def known_identity(self, spec: str) -> Any:
+        """The checkpoint's identity from its files when that is possible (single process, bundled loader)."""
+        if not self._identity_from_files or distributed.world_size() > 1:
+            return None
+        from coca_bench.model.catalog import checkpoint_identity
+
+        return checkpoint_identity(spec)
+
     def read_pass(self, task: TaskSpec, params: Mapping[str, Any]) -> TaskContext:
         """Run the task up to its first use of the model: the records it loads are what its result depends on."""
         context = TaskContext.read_pass(
@@ -231,22 +295,6 @@ class _Suite:
         with contextlib.suppress(RecordsRead):
             task.run(context, dict(params))
         return context
-
-    def load_checkpoint(self, entry: str) -> _CheckpointRun:
-        from coca_bench.features import FeatureExtractor
-
-        name, spec = parse_checkpoint_arg(entry)
-        log.info("loading checkpoint %s", entry)
-        try:
-            model = self.load_model(spec, self.settings.device)
-        except (OSError, ValueError, KeyError) as exc:  # bad path, unknown name, malformed file: one clear line
-            raise RunError(f"Cannot load checkpoint {spec!r}: {exc}") from exc
-        info = CheckpointInfo(name=name or model.name, spec=spec, sha256=model.weights_sha256)
-        extractor = FeatureExtractor
-        if distributed.world_size() > 1:
-            from coca_bench.distributed_features import DistributedFeatureExtractor as extractor
-        features = extractor(model, self.settings.cache_dir, self.settings, chunk_size=_chunk_size())
-        return _CheckpointRun(info, model, features)
 
 
 def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> list[dict]:
@@ -276,19 +324,20 @@ def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> li
 def _run_checkpoints(
     config: RunConfig, tasks: list[TaskSpec], params: dict[str, dict[str, Any]], load_model: ModelLoader | None
 ) -> list[dict]:
-    suite = _Suite(config, load_model or _load_bundled_model)
+    suite = _Suite(config, load_model)
     metric_order = {name: [m.name for m in spec.metrics] for name, spec in all_tasks().items()}
     checkpoints = config.checkpoints or _default_checkpoints()
 
     records: list[dict] = []
     seen_names: dict[str, str] = {}
     for entry in checkpoints:
-        run = suite.load_checkpoint(entry)
+        run = _CheckpointRun(suite, entry)
         if not distributed.is_main():  # a worker: encode what rank 0's tasks ask for, until it moves on
             from coca_bench.distributed_features import serve
 
+            run.load()
             serve(run.features)
-            _release(run)
+            run.release()
             continue
         try:
             if run.info.name in seen_names:
@@ -303,13 +352,14 @@ def _run_checkpoints(
                 raise RunError(str(exc)) from None
             for task in tasks:
                 records.append(_run_task(suite, task, params[task.name], run))
-                write_summary(config.output, metric_order)
         finally:
             if distributed.world_size() > 1:
                 from coca_bench.distributed_features import release_workers
 
+                run.load()  # the workers loaded it: they wait for the release
                 release_workers()
-        _release(run)
+            write_summary(config.output, metric_order)  # once per checkpoint, and for whatever finished before an error
+        run.release()
     return records
 
 
@@ -346,14 +396,6 @@ def _load_bundled_model(spec: str, device: str) -> Any:
     return load_model(spec, device=device)
 
 
-def _release(run: _CheckpointRun) -> None:
-    import torch
-
-    run.model = run.features = None
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _CheckpointRun) -> dict:
     settings = suite.settings
     dataset_dir = suite.data_root / task.dataset_folder(params)
@@ -368,7 +410,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
             key_material=key_material,
             settings=settings.key_fields(),
             checkpoint_sha256=run.info.sha256,
-            model_fingerprint=run.model.fingerprint,
+            model_fingerprint=run.fingerprint,
             dataset_fingerprint=fingerprint.sha256,
             code_fingerprint=suite_code_fingerprint(task.source),
         )
@@ -383,6 +425,8 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
             return reusable
 
     log.info("%s: running", where)
+    run.load()
+    settings = suite.device_settings()
     seed_everything(settings.seed)
     run.features.skipped.clear()
     context = TaskContext(task, dataset_dir, suite.data_root, settings, run.model, run.features)
@@ -419,7 +463,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
                 "finished_at": datetime.now(timezone.utc),
                 "wall_time_s": round(wall_time, 3),
                 "argv": list(suite.config.argv),
-                "model_fingerprint": run.model.fingerprint,
+                "model_fingerprint": run.fingerprint,
                 "preprocess_fingerprint": run.model.preprocess_fingerprint,
                 "code_fingerprint": suite_code_fingerprint(task.source),
                 "feature_cache": {k: stats_after[k] - stats_before[k] for k in stats_after},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coca_bench.metrics.resampling import resampled_by
 from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
 
 METRICS = (
@@ -29,6 +30,7 @@ def _params() -> dict[str, Any]:
     return {"train_split": "train", "eval_split": "val", "token_storage": "fp16", **{k: defaults[k] for k in TRAINING}}
 
 
+@resampled_by("coca_bench.metrics.classification:classification_resampler")
 def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
     from coca_bench.metrics.classification import classification_metrics_from_samples
 

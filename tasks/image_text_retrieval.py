@@ -9,72 +9,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
+from coca_bench.params import Param
+from coca_bench.registry import TaskContext, TaskResult, register_task, variant
+from coca_bench.tasklib import rank_items_with_captions, retrieval_aggregate, retrieval_metric_specs
 
-KS = (1, 5, 10)
-DIRECTIONS = ("i2t", "t2i")
-METRICS = tuple(
-    [MetricSpec(f"{d}_recall@{k}", aggregation="task") for d in DIRECTIONS for k in KS]
-    + [MetricSpec(f"{d}_{stat}_rank", higher_is_better=False, aggregation="task") for d in DIRECTIONS
-       for stat in ("median", "mean")]
+
+@register_task(
+    "coco_retrieval", groups=("image", "retrieval", "zeroshot"), dataset="coco",
+    metrics=retrieval_metric_specs(("i2t", "t2i")), aggregate=retrieval_aggregate("i2t", "t2i"),
+    params={"karpathy": Param("coco", choices=("coco", "flickr30k"), help="which dataset_<name>.json"),
+            "split": "test", "annotation_file": Param(None, str), "image_root": Param(None, str)},
+    description="COCO Karpathy 5k test image<->text retrieval: recall@1/5/10, ranks",
 )  # fmt: skip
-PARAMS = {"split": "test", "annotation_file": None, "image_root": None}
-
-
-def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
-    from coca_bench.metrics.retrieval import retrieval_metrics_from_samples
-
-    return retrieval_metrics_from_samples(samples, ks=KS, names=DIRECTIONS)
-
-
-def image_text_retrieval(ctx: TaskContext, params: dict[str, Any], name: str) -> TaskResult:
-    import numpy as np
-
+def image_text_retrieval(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
     from coca_bench.data import find_karpathy
     from coca_bench.metrics.embeddings import collapse_warnings
-    from coca_bench.metrics.retrieval import rank_retrieval, retrieval_sample_records
 
-    records = ctx.load(
-        find_karpathy(ctx.dataset_dir, name, params["split"], params["annotation_file"], params["image_root"])
-    )
-
+    records = ctx.load(find_karpathy(ctx.dataset_dir, params["karpathy"], params["split"], params["annotation_file"],
+                                     params["image_root"]))  # fmt: skip
     images = ctx.features.embed_images(records.items)
-    kept = {record.id: record for record in records.items}
-    captions = [(index, text) for index, image_id in enumerate(images.ids) for text in kept[image_id].captions]
-    owner = np.array([index for index, _ in captions], dtype=np.int64)
-    texts = ctx.features.embed_texts([text for _, text in captions])
-    ranks = rank_retrieval(images.vectors, texts, owner, top_k=5)
-    rows = retrieval_sample_records(ranks, owner)
-    samples = [
-        {"id": image_id, "i2t_rank": row["i2t_rank"], "t2i_ranks": row["t2i_ranks"], "top5_texts": row["top_texts"]}
-        for image_id, row in zip(images.ids, rows)
-    ]
+    captions = {record.id: record.captions for record in records.items}
+    samples, texts = rank_items_with_captions(ctx, images.ids, images.vectors, captions, "i2t", "t2i")
     return TaskResult(
         samples=samples,
-        extra_config={"num_images": len(images.ids), "num_captions": len(captions)},
+        extra_config={"num_images": len(images.ids), "num_captions": len(texts)},
         warnings=collapse_warnings({"image": images.vectors, "text": texts}),
     )
 
 
-def _register(task: str, dataset: str, name: str, description: str) -> None:
-    def run(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
-        return image_text_retrieval(ctx, params, name)
-
-    register_task(
-        task, groups=("image", "retrieval", "zeroshot"), dataset=dataset, metrics=METRICS, params=PARAMS,
-        description=description, aggregate=_aggregate,
-    )(run)  # fmt: skip
-
-
-_register(
-    "coco_retrieval",
-    "coco",
-    "coco",
-    "COCO Karpathy 5k test image<->text retrieval: recall@1/5/10, ranks",
-)
-_register(
-    "flickr30k_retrieval",
-    "flickr30k",
-    "flickr30k",
-    "Flickr30K Karpathy 1k test image<->text retrieval",
-)
+variant("coco_retrieval", "flickr30k_retrieval", dataset="flickr30k", params={"karpathy": "flickr30k"},
+        description="Flickr30K Karpathy 1k test image<->text retrieval")  # fmt: skip

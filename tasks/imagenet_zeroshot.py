@@ -1,82 +1,56 @@
 """ImageNet zero-shot classification, CLIP protocol (prompt-ensemble class weights, top-k accuracy).
 
-``imagenet_zeroshot`` always scores over the full label space (1,000 classes for ImageNet-1k, or every class of
+``label_space="full"`` scores over every class of the label space (1,000 for ImageNet-1k, or every class of
 ``LOC_synset_mapping.txt``), however many class folders are present: a partly extracted val folder must not report
-inflated accuracy. ``imagenet_subset_zeroshot`` is the ImageNet-A/-R protocol: logits restricted to the classes
-present, as CLIP_benchmark does.
+inflated accuracy. ``label_space="present"`` restricts the logits to the classes present, as CLIP_benchmark does for
+ImageNet-A/-R: ``imagenet_subset_zeroshot`` is that variant. Class folders may be wnids or label indices
+(ImageNet-V2's ``0``..``999``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import Any
 
-from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
-
-METRICS = (
-    MetricSpec("acc1", description="top-1 accuracy"),
-    MetricSpec("acc5", description="top-5 accuracy (NaN with fewer than 5 classes)"),
-    MetricSpec("mean_per_class_recall", aggregation="task", description="mean over classes of the recall"),
-)
-PARAMS = {"split": "val", "templates": "openai", "logit_scale": 100.0}
-
-
-def _templates(name: str) -> list[Callable[[str], str]]:
-    from open_clip import zero_shot_metadata  # imports torch: never at module level
-
-    sets = {
-        "openai": zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES,
-        "simple": zero_shot_metadata.SIMPLE_IMAGENET_TEMPLATES,
-    }
-    if name not in sets:
-        raise ValueError(f"Task parameter templates={name!r} is not one of {sorted(sets)}.")
-    return list(sets[name])
+from coca_bench.params import Param
+from coca_bench.registry import TaskContext, TaskResult, register_task, variant
+from coca_bench.tasklib import CLASSIFICATION_METRICS, TEMPLATES_PARAM, classification_aggregate, imagenet_templates
 
 
 def _key_material(params: dict[str, Any]) -> dict[str, Any]:
-    """The prompt strings and open_clip's class names, not their names: an upgrade that edits them reruns."""
-    from coca_bench.data import imagenet_classnames
-
-    names = "\n".join(imagenet_classnames())
-    return {
-        "templates": [template("{c}") for template in _templates(params["templates"])],
-        "imagenet_classnames_sha256": hashlib.sha256(names.encode("utf-8")).hexdigest(),
-    }
+    """The prompt strings, not their set's name: an open_clip upgrade that edits them reruns."""
+    return {"templates": [template("{c}") for template in imagenet_templates(params["templates"])]}
 
 
-def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
-    from coca_bench.metrics.classification import classification_metrics_from_samples
-
-    return classification_metrics_from_samples(samples)
-
-
-def zeroshot_classification(ctx: TaskContext, params: dict[str, Any], restrict_to_present: bool) -> TaskResult:
-    import numpy as np
-
+@register_task(
+    "imagenet_zeroshot", groups=("image", "zeroshot", "classification"), dataset="imagenet",
+    metrics=CLASSIFICATION_METRICS, aggregate=classification_aggregate, key_material=_key_material,
+    params={"split": "val", "templates": TEMPLATES_PARAM, "logit_scale": 100.0,
+            "label_space": Param("full", choices=("full", "present"), help="score every class, or those present")},
+)  # fmt: skip
+def imagenet_zeroshot(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
+    """ImageNet zero-shot classification over the full label space"""
     from coca_bench.data import DatasetLayoutError, read_imagenet
-    from coca_bench.metrics import classification as cls
     from coca_bench.metrics.embeddings import collapse_warnings
+    from coca_bench.tasklib import zero_shot_classify
 
     split = read_imagenet(ctx.dataset_dir, params["split"])
     records = ctx.load(split)
     # The label space never depends on --limit: the whole split's classes, or every class of the dataset.
-    scored = list(split.present_labels) if restrict_to_present else list(range(len(split.class_names)))
-    templates = _templates(params["templates"])
+    full = params["label_space"] == "full"
+    scored = list(range(len(split.class_names))) if full else list(split.present_labels)
     classnames = [split.class_names[label] for label in scored]
-    texts = ctx.features.embed_texts([template(name) for name in classnames for template in templates])
-    weights = cls.zero_shot_classifier(texts.reshape(len(scored), len(templates), -1))
-
     images = ctx.features.embed_images(records.items)
     if not images.ids:
         raise DatasetLayoutError(f"{ctx.dataset_dir / params['split']} has no readable images to classify.")
     label_of = {sample.id: sample.label for sample in records.items}
     position = {label: index for index, label in enumerate(scored)}
-    labels = np.array([position[label_of[sample_id]] for sample_id in images.ids])
-    logits = float(params["logit_scale"]) * images.vectors.astype(np.float64) @ weights.T.astype(np.float64)
-
+    labels = [position[label_of[sample_id]] for sample_id in images.ids]
+    templates = imagenet_templates(params["templates"])
+    samples = zero_shot_classify(ctx, images.ids, images.vectors, labels, classnames, templates,
+                                 params["logit_scale"], scored)  # fmt: skip
     return TaskResult(
-        samples=cls.classification_sample_records(images.ids, logits, labels, scored),
+        samples=samples,
         extra_config={
             "num_classes": len(scored),
             "num_classes_present": len(split.present_labels),
@@ -86,17 +60,5 @@ def zeroshot_classification(ctx: TaskContext, params: dict[str, Any], restrict_t
     )
 
 
-def _register(name: str, dataset: str, restrict_to_present: bool, description: str) -> None:
-    def run(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
-        return zeroshot_classification(ctx, params, restrict_to_present)
-
-    register_task(
-        name, groups=("image", "zeroshot", "classification"), dataset=dataset, metrics=METRICS, params=PARAMS,
-        description=description, aggregate=_aggregate, key_material=_key_material,
-    )(run)  # fmt: skip
-
-
-_register("imagenet_zeroshot", "imagenet", False, "ImageNet zero-shot classification over the full label space")
-_register(
-    "imagenet_subset_zeroshot", "imagenet_subset", True, "ImageNet-A/-R style subset, logits restricted to its classes"
-)
+variant("imagenet_zeroshot", "imagenet_subset_zeroshot", dataset="imagenet_subset", params={"label_space": "present"},
+        description="ImageNet-A/-R style subset, logits restricted to its classes")  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coca_bench.metrics.resampling import resampled_by
 from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
 
 METRICS = (
@@ -31,6 +32,7 @@ FRAMES = {"num_frames": 16, "sampling": "uniform", "backend": "decord"}
 PROBE = ("epochs", "min_steps", "lr", "weight_decay", "batch_size", "label_smoothing", "warmup_steps", "num_heads")
 
 
+@resampled_by("coca_bench.metrics.classification:classification_resampler")
 def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
     from coca_bench.metrics.classification import classification_metrics_from_samples
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coca_bench.metrics.resampling import resampled_by
 from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
 
 METRICS = (
@@ -22,6 +23,7 @@ PROBE_PARAMS = {"train_split": "train", "eval_split": "val", "shots": None, "c_g
                 "max_iter": 1000}  # fmt: skip
 
 
+@resampled_by("coca_bench.metrics.classification:classification_resampler")
 def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
     from coca_bench.metrics.classification import classification_metrics_from_samples
 

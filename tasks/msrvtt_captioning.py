@@ -1,57 +1,47 @@
 """MSR-VTT video captioning: the multimodal decoder attends to the sampled frames' decoder image tokens pooled over
 time (``pooling=mean``, the default; ``concat`` lays the frames end to end), scored like image captioning with each
-clip's references (the 20 of ``MSRVTT_data.json``). Generation defaults are open_clip's, as for image captioning.
+clip's references (the 20 of ``MSRVTT_data.json``). Generation defaults are open_clip's, as for image captioning,
+and every generation parameter of the image captioning tasks is one here too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
-
-METRICS = tuple(
-    MetricSpec(name, aggregation="mean" if name == "ROUGE_L" else "task")
-    for name in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
+from coca_bench.params import Param
+from coca_bench.registry import TaskContext, TaskResult, register_task
+from coca_bench.tasklib import (
+    FRAME_PARAMS,
+    GENERATION_PARAMS,
+    caption_aggregate,
+    caption_metric_specs,
+    frame_sampling,
+    generation_settings,
+    score_captions,
 )
-GENERATION = {"strategy": "beam", "num_beams": 6, "num_beam_groups": 3, "beam_score": "logits", "max_new_tokens": 29,
-              "min_new_tokens": 4, "decode_dtype": "fp32"}  # fmt: skip
-PARAMS = {"split": "full", "num_frames": 16, "sampling": "uniform", "backend": "decord", "pooling": "mean",
-          "caption_batch_size": 4, "spice": None, **GENERATION}  # fmt: skip
 
 
-def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
-    from coca_bench.metrics.captioning import caption_metrics_from_samples
-
-    return caption_metrics_from_samples(samples)
-
-
+@register_task(
+    "msrvtt_captioning", groups=("video", "captioning"), dataset="msrvtt", metrics=caption_metric_specs(),
+    aggregate=caption_aggregate,
+    params={"split": Param("full", choices=("1k-A", "full")), **FRAME_PARAMS,
+            "pooling": Param("mean", choices=("mean", "concat")), "caption_batch_size": 4,
+            "spice": Param(None, bool), **GENERATION_PARAMS},
+    description="MSR-VTT video captioning (frame tokens pooled over time): the COCO caption metrics",
+)  # fmt: skip
 def msrvtt_captioning(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
     from coca_bench.data import read_msrvtt
-    from coca_bench.features import FrameSampling
-    from coca_bench.metrics.captioning import caption_sample_records
 
     records = ctx.load(read_msrvtt(ctx.dataset_dir, params["split"]))
-    sampling = FrameSampling(params["num_frames"], params["sampling"], params["backend"])
-    generation = {key: params[key] for key in GENERATION}
+    sampling = frame_sampling(params)
     generated, frame_indices = ctx.features.video_captions(
-        records.items, sampling, generation, params["pooling"], batch_size=params["caption_batch_size"]
+        records.items, sampling, generation_settings(params), params["pooling"], batch_size=params["caption_batch_size"]
     )
-    references = {clip.id: list(clip.captions) for clip in records.items}
-    metrics, samples, not_computed = caption_sample_records(
-        dict(zip(generated.ids, generated.texts)), {i: references[i] for i in generated.ids}, spice=params["spice"]
-    )
-    for sample, frames in zip(samples, frame_indices):
+    references = {clip.id: clip.captions for clip in records.items}
+    result = score_captions(
+        dict(zip(generated.ids, generated.texts)), {i: references[i] for i in generated.ids}, params,
+        extra_config={"frames": sampling.as_dict(), "pooling": params["pooling"]},
+    )  # fmt: skip
+    for sample, frames in zip(result.samples, frame_indices):
         sample["frame_indices"] = frames
-    return TaskResult(
-        metrics=metrics,
-        samples=samples,
-        not_computed=not_computed,
-        extra_config={"generation": generation, "frames": sampling.as_dict(), "pooling": params["pooling"]},
-    )
-
-
-register_task(
-    "msrvtt_captioning", groups=("video", "captioning"), dataset="msrvtt", metrics=METRICS, params=PARAMS,
-    aggregate=_aggregate,
-    description="MSR-VTT video captioning (frame tokens pooled over time): the COCO caption metrics",
-)(msrvtt_captioning)  # fmt: skip
+    return result

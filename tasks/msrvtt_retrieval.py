@@ -11,58 +11,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
+from coca_bench.params import Param
+from coca_bench.registry import TaskContext, TaskResult, register_task
+from coca_bench.tasklib import (
+    FRAME_PARAMS,
+    frame_sampling,
+    rank_items_with_captions,
+    retrieval_aggregate,
+    retrieval_metric_specs,
+)
 
-KS = (1, 5, 10)
-DIRECTIONS = ("v2t", "t2v")
-METRICS = tuple(
-    [MetricSpec(f"{d}_recall@{k}", aggregation="task") for d in ("t2v", "v2t") for k in KS]
-    + [MetricSpec(f"{d}_{stat}_rank", higher_is_better=False, aggregation="task") for d in ("t2v", "v2t")
-       for stat in ("median", "mean")]
+
+@register_task(
+    "msrvtt_retrieval", groups=("video", "retrieval", "zeroshot"), dataset="msrvtt",
+    metrics=retrieval_metric_specs(("t2v", "v2t")), aggregate=retrieval_aggregate("v2t", "t2v"),
+    params={"split": Param("1k-A", choices=("1k-A", "full")), **FRAME_PARAMS},
+    description="MSR-VTT text<->video retrieval (mean-pooled frame embeddings): recall@1/5/10, ranks",
 )  # fmt: skip
-PARAMS = {"split": "1k-A", "num_frames": 16, "sampling": "uniform", "backend": "decord"}
-
-
-def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
-    from coca_bench.metrics.retrieval import retrieval_metrics_from_samples
-
-    return retrieval_metrics_from_samples(samples, ks=KS, names=DIRECTIONS, rank_fields=("v2t_rank", "t2v_ranks"))
-
-
 def msrvtt_retrieval(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
-    import numpy as np
-
     from coca_bench.data import read_msrvtt
-    from coca_bench.features import FrameSampling
     from coca_bench.metrics.embeddings import collapse_warnings
-    from coca_bench.metrics.retrieval import rank_retrieval, retrieval_sample_records
 
     records = ctx.load(read_msrvtt(ctx.dataset_dir, params["split"]))
-    sampling = FrameSampling(params["num_frames"], params["sampling"], params["backend"])
+    sampling = frame_sampling(params)
     videos = ctx.features.embed_videos(records.items, sampling)
-    kept = {record.id: record for record in records.items}
-    captions = [(index, text) for index, video_id in enumerate(videos.ids) for text in kept[video_id].captions]
-    owner = np.array([index for index, _ in captions], dtype=np.int64)
-    texts = ctx.features.embed_texts([text for _, text in captions])
-    ranks = rank_retrieval(videos.vectors, texts, owner, top_k=5)
-    samples = [
-        {"id": video_id, "v2t_rank": row["i2t_rank"], "t2v_ranks": row["t2i_ranks"], "frame_indices": frames}
-        for video_id, row, frames in zip(videos.ids, retrieval_sample_records(ranks, owner), videos.frame_indices)
-    ]
+    captions = {record.id: record.captions for record in records.items}
+    samples, texts = rank_items_with_captions(ctx, videos.ids, videos.vectors, captions, "v2t", "t2v")
+    for sample, frames in zip(samples, videos.frame_indices):
+        sample["frame_indices"] = frames
     return TaskResult(
         samples=samples,
         extra_config={
             "frames": sampling.as_dict(),
             "pooling": "mean of normalised frame embeddings, renormalised",
             "num_videos": len(videos.ids),
-            "num_captions": len(captions),
+            "num_captions": len(texts),
         },  # fmt: skip
         warnings=collapse_warnings({"video": videos.vectors, "text": texts}),
     )
-
-
-register_task(
-    "msrvtt_retrieval", groups=("video", "retrieval", "zeroshot"), dataset="msrvtt", metrics=METRICS, params=PARAMS,
-    aggregate=_aggregate,
-    description="MSR-VTT text<->video retrieval (mean-pooled frame embeddings): recall@1/5/10, ranks",
-)(msrvtt_retrieval)  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from coca_bench.metrics.resampling import resampled_by
 from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
 
 METRICS = (
@@ -41,6 +42,7 @@ def _params() -> dict[str, Any]:
     }  # fmt: skip
 
 
+@resampled_by("coca_bench.metrics.vqa:vqa_resampler")
 def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
     from coca_bench.metrics.vqa import vqa_metrics_from_samples
 

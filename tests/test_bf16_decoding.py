@@ -9,9 +9,13 @@ bf16 path (garbage tokens) would not reach; that bf16 really ran is checked on t
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
+from conftest import run_task
 
+from coca_bench import hardware
 from coca_bench.model import CoCa, GenerationConfig, from_network, get_preset
 from coca_bench.model import coca as coca_module
 from coca_bench.model.coca import REFINED_LOGITS, DecodingSession
@@ -167,3 +171,109 @@ def test_bf16_works_uncached_and_under_autocast(tiny, images):
 def test_invalid_decode_dtype_raises(tiny, images, value):
     with pytest.raises(ValueError, match="decode_dtype must be one of"):
         tiny.generate(images[:1], "greedy", max_new_tokens=4, decode_dtype=value)
+
+
+# ------------------------------------------------------------------------------- CPUs without native bf16 arithmetic
+EPYC_AVX2 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B12
+flags\t\t: fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B12
+flags\t\t: fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni
+"""
+XEON_AMX = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: avx avx2 avx512f avx512dq avx512bw avx512vl avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8
+"""
+SKYLAKE_AVX512 = """model name\t: Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz
+flags\t\t: avx avx2 avx512f avx512dq avx512bw avx512vl avx512cd
+"""
+NEOVERSE_V1 = """processor\t: 0
+BogoMIPS\t: 2100.00
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid bf16 i8mm sve
+CPU implementer\t: 0x41
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "model", "flags", "native"),
+    [
+        (EPYC_AVX2, "AMD EPYC 7B12", ("avx2",), False),
+        (XEON_AMX, "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
+         ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"), True),
+        (SKYLAKE_AVX512, "Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz", ("avx2", "avx512f"), False),  # oneDNN emulates
+        (NEOVERSE_V1, None, ("bf16",), True),
+        ("", None, (), None),  # no flags to read: unknown, so never a warning
+    ],
+)  # fmt: skip
+def test_cpuinfo_text_gives_model_flags_and_native_bf16(text, model, flags, native):
+    caps = hardware.capabilities_from_cpuinfo(text, onednn_bf16=True)
+    assert caps.flags == flags and caps.native_bf16 is native and caps.onednn_bf16 is True
+    if model is not None:
+        assert caps.model == model
+    assert caps.as_dict()["flags"] == list(flags) and caps.describe().startswith("CPU: ")
+
+
+def _pretend_cpu(monkeypatch, native: bool) -> hardware.CpuCapabilities:
+    """This process's CPU as seen by every caller (generate, the runner), and the once-per-process flag reset."""
+    flags = ("avx2", "avx512f", "avx512_bf16") if native else ("avx2",)
+    caps = hardware.CpuCapabilities("Test CPU 9000", flags, native, onednn_bf16=native)
+    monkeypatch.setattr(hardware, "detect", lambda: caps)
+    monkeypatch.setattr(hardware, "_warned", False)
+    return caps
+
+
+def _bf16_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "coca_bench.hardware" and r.levelno == logging.WARNING]
+
+
+def test_bf16_decoding_without_native_bf16_warns_once_and_still_runs_in_bf16(
+    tiny, images, sessions, monkeypatch, caplog
+):
+    _pretend_cpu(monkeypatch, native=False)
+    caplog.set_level(logging.WARNING, logger="coca_bench.hardware")
+    tiny.generate(images[:2], "greedy", max_new_tokens=6)
+    assert _bf16_warnings(caplog) == []  # fp32 is never warned about
+    tiny.generate(images[:2], "greedy", max_new_tokens=6, decode_dtype="bf16")
+    tiny.generate(images[:2], "beam", num_beams=2, num_beam_groups=1, max_new_tokens=6, decode_dtype="bf16")
+    (message,) = _bf16_warnings(caplog)
+    assert "decode_dtype=bf16 will be slower than fp32 on this CPU (Test CPU 9000)" in message
+    assert "no native bf16" in message and "\n" not in message
+    assert [s.dtype for s in sessions] == [torch.float32, torch.bfloat16, torch.bfloat16]  # no silent fallback
+
+
+def test_bf16_decoding_with_native_bf16_does_not_warn(tiny, images, monkeypatch, caplog):
+    _pretend_cpu(monkeypatch, native=True)
+    caplog.set_level(logging.WARNING, logger="coca_bench.hardware")
+    tiny.generate(images[:2], "greedy", max_new_tokens=6, decode_dtype="bf16")
+    assert _bf16_warnings(caplog) == []
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_precision_bf16_on_cpu_warns_only_without_native_bf16(monkeypatch, caplog, native):
+    from coca_bench.runner import check_precision
+
+    _pretend_cpu(monkeypatch, native)
+    caplog.set_level(logging.WARNING, logger="coca_bench.hardware")
+    check_precision("fp32", "cpu")
+    check_precision("bf16", "cpu")
+    check_precision("bf16", "cpu")
+    expected = [] if native else ["--precision bf16 will be slower than fp32 on this CPU (Test CPU 9000)"]
+    assert [m.split(":")[0] for m in _bf16_warnings(caplog)] == expected
+
+
+@pytest.mark.usefixtures("clean_registry")
+def test_a_bf16_caption_result_records_the_cpu_and_stays_labelled_bf16(tmp_path, minidata_root, monkeypatch, caplog):
+    from coca_bench.model import load_model
+
+    caps = _pretend_cpu(monkeypatch, native=False)
+    caplog.set_level(logging.WARNING, logger="coca_bench.hardware")
+    params = ["decode_dtype=bf16", "strategy=greedy", "max_new_tokens=6", "caption_batch_size=2"]
+    record, _ = run_task(tmp_path, "coco_captioning", minidata_root, load_model("tiny-random-s0"), params, limit=4)
+    assert record["run"]["cpu"] == caps.as_dict() and record["run"]["cpu"]["native_bf16"] is False
+    assert record["config"]["params"]["decode_dtype"] == "bf16"
+    assert record["config"]["extra"]["generation"]["decode_dtype"] == "bf16"
+    assert len(_bf16_warnings(caplog)) == 1  # two decoding batches, one line

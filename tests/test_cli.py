@@ -122,11 +122,12 @@ def test_plugin_task_runs_from_the_cli_and_compare_reports_it(plugin_dir, tmp_pa
 def test_describe_and_verbose_list_show_parameters_with_defaults(capsys):
     assert main(["describe", "imagenet_zeroshot"]) == 0
     described = capsys.readouterr().out
-    assert 'templates = "openai"' in described and "logit_scale = 100.0" in described
+    assert 'templates: str = "openai" (one of: "openai", "simple")' in described
+    assert "logit_scale: float = 100.0" in described
     assert "mean_per_class_recall (higher is better, task aggregate" in described
     assert main(["--tasks", "list", "--verbose"]) == 0
     listing = capsys.readouterr().out
-    assert "imagenet_subset_zeroshot" in listing and 'split = "val"' in listing
+    assert "imagenet_subset_zeroshot" in listing and 'split: str = "val"' in listing
     assert main(["describe", "no_such_task"]) == 2
     assert "Unknown task 'no_such_task'" in capsys.readouterr().err
 
@@ -137,3 +138,25 @@ def test_param_values_parse_as_json_when_they_can():
     assert parse_param_value("3") == 3 and parse_param_value("0.5") == 0.5 and parse_param_value("true") is True
     assert parse_param_value("[1, 2]") == [1, 2] and parse_param_value("simple") == "simple"
     assert parse_param_value('"7"') == "7"
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("templates=fancy", "'imagenet_zeroshot': parameter templates=\"fancy\" is not allowed; it takes one of"),
+        ("kinetics_zeroshot.num_frames=abc", "'kinetics_zeroshot': parameter num_frames=\"abc\" is not allowed"),
+        ("kinetics_zeroshot.frames=8", "'kinetics_zeroshot' has no parameter 'frames'"),
+    ],
+)
+def test_a_bad_parameter_is_one_line_and_exit_2_before_any_checkpoint_loads(
+    tmp_path, capsys, monkeypatch, param, expected
+):
+    from coca_bench import runner
+
+    loaded: list[str] = []
+    monkeypatch.setattr(runner, "_load_bundled_model", lambda spec, device: loaded.append(spec))
+    tasks = "imagenet_zeroshot,kinetics_zeroshot"
+    assert main(["--tasks", tasks, "--param", param, "--output", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+    assert loaded == [] and not (tmp_path / "out" / "summary.csv").exists()

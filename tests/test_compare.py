@@ -8,6 +8,7 @@ import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import store_result
 
@@ -646,3 +647,203 @@ def test_intervals_for_a_seed_are_those_of_the_reference_implementation(tmp_path
         assert (cell.value, cell.baseline_value, cell.delta, cell.ci_low, cell.ci_high) == pytest.approx(
             expected, abs=1e-12, rel=0
         ), key
+
+
+# --------------------------------------------------------------------------- vectorised task aggregates
+
+
+def _resample_counts(n: int, rows: int, seed: int) -> tuple[list[list[int]], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, n, size=n).tolist() for _ in range(rows)] + [[0] * n, [n - 1] * (n - 1) + [0]]
+    return draws, np.stack([np.bincount(d, minlength=n) for d in draws]).astype(float)
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "records"),
+    [
+        (
+            "classification",
+            {},
+            [
+                {
+                    "id": i,
+                    "label": 10 + i % 7,
+                    "pred": 10 + (i * 3) % 7,
+                    "acc1": int(i % 3 == 0),
+                    "acc5": int(i % 2 == 0),
+                }
+                for i in range(29)
+            ],
+        ),  # fmt: skip
+        (
+            "classification",
+            {},
+            [{"id": i, "label": i % 3, "pred": i % 2, "acc1": int(i % 3 == i % 2)} for i in range(9)],
+        ),
+        (
+            "retrieval",
+            {},
+            [
+                {"id": i, "i2t_rank": 1 + (i * 7) % 11, "t2i_ranks": [1 + (i + j) % 9 for j in range((i + 1) % 4)]}
+                for i in range(16)
+            ],
+        ),  # fmt: skip
+        (
+            "retrieval",
+            {"names": ("v2t", "t2v"), "rank_fields": ("v2t_rank", "t2v_ranks"), "ks": (1, 3)},
+            [{"id": i, "v2t_rank": 1 + i % 5, "t2v_ranks": [1 + (i * 5) % 8]} for i in range(10)],
+        ),  # fmt: skip
+        (
+            "vqa",
+            {},
+            [
+                {"id": i, "accuracy": (i % 4) / 3, "answer_type": ("yes/no", "number", "other")[i % 5 % 3]}
+                for i in range(20)
+            ],
+        ),  # fmt: skip
+    ],
+)
+def test_each_resampler_equals_its_aggregate_on_every_resample(target, options, records) -> None:
+    """The vectorised forms give the per-resample aggregate's numbers: absent classes and answer types, a missing
+    acc5, images without texts, odd and even median counts."""
+    import importlib
+
+    module = importlib.import_module(f"coca_bench.metrics.{target}")
+    aggregate, resampler = getattr(module, f"{target}_metrics_from_samples"), getattr(module, f"{target}_resampler")
+    draws, counts = _resample_counts(len(records), 40, seed=len(records))
+    got = resampler(records, **options)(counts)
+    for r, draw in enumerate(draws):
+        expected = aggregate([records[i] for i in draw], **options)
+        assert {k: got[k][r] for k in expected} == pytest.approx(expected, abs=1e-12, nan_ok=True), (r, draw)
+
+
+def test_built_in_aggregates_declare_their_resamplers() -> None:
+    from coca_bench.metrics.resampling import resampler_of
+    from coca_bench.runner import load_task_registry
+
+    specs = load_task_registry()
+    with_task_metrics = [name for name, s in specs.items() if any(m.aggregation == "task" for m in s.metrics)]
+    assert with_task_metrics and all(resampler_of(specs[name].aggregate) for name in with_task_metrics)
+    assert resampler_of(mean_per_class_recall) is None  # a plugin without one keeps the per-resample path
+
+
+# --------------------------------------------------------------------------- the chart, and metrics with no value
+
+
+def test_a_metric_undefined_for_every_checkpoint_is_left_out_of_the_comparison(tmp_path: Path) -> None:
+    """acc5 with 3 classes is undefined for both runs: no row of ``nan`` and ``+nan (no CI)``, one line naming it."""
+    task = spec("zeroshot", ("acc1", "acc5"))
+    store(tmp_path, "a", task, [{"id": i, "acc1": i % 2, "acc5": None} for i in range(6)])
+    store(tmp_path, "b", task, [{"id": i, "acc1": 1, "acc5": None} for i in range(6)])
+    rows = compare_runs(tmp_path, n_resamples=50)
+    paths = write_comparison(rows, tmp_path / "out")
+    assert [line["metric"] for line in csv.DictReader(paths["csv"].open())] == ["acc1"]
+    for shown in (paths["md"].read_text(), format_comparison(rows)):
+        assert "zeroshot/acc1 ↑" in shown and "nan" not in shown
+        assert "Left out, undefined for every checkpoint: zeroshot/acc5." in shown
+
+
+def test_the_chart_has_one_panel_per_task_on_its_own_scale_with_lower_is_better_flipped() -> None:
+    from matplotlib.colors import to_rgba
+    from matplotlib.container import BarContainer
+
+    from coca_bench.compare import ComparisonCell, comparison_figure
+    from coca_bench.compare.render import checkpoint_colours
+
+    def row(task: str, metric: str, deltas: dict[str, float], up: bool = True, base: float = 0.5) -> MetricComparison:
+        cells = {c: ComparisonCell(base + d, base, d, d - 0.05, d + 0.05) for c, d in deltas.items()}
+        return MetricComparison(task, metric, up, "base", base, cells)
+
+    rows = [
+        row("zeroshot", "acc1", {"b": 0.2, "c": -0.1}),
+        row("zeroshot", "error", {"b": 0.1, "c": -0.1}, up=False),  # b is worse, c better
+        row("retrieval", "recall@1", {"b": 0.05, "c": 0.02}),  # c: the interval holds 0
+        row("retrieval", "mean_rank", {"b": -12.0, "c": 3.0}, up=False, base=30.0),
+    ]
+    figure = comparison_figure(rows)
+    titled = [axes for axes in figure.axes if axes.get_title(loc="left")]
+    assert [axes.get_title(loc="left") for axes in titled] == ["zeroshot", "retrieval"]  # in row order
+    # one axes per task, but a rank delta of 12 would flatten recall deltas of 0.05: the ranks get their own axes
+    assert len(figure.axes) == 3 and figure.axes[2].get_title(loc="left") == ""
+    bars = {
+        container.get_label(): (index, container.patches[0])
+        for index, axes in enumerate(figure.axes)
+        for container in axes.containers
+        if isinstance(container, BarContainer)
+    }
+    width = {label: patch.get_width() for label, (_, patch) in bars.items()}
+    assert width["acc1 b"] == pytest.approx(0.2) and width["error b"] == pytest.approx(-0.1)  # worse points left
+    assert width["error c"] == pytest.approx(0.1) and width["mean_rank b"] == pytest.approx(12.0)  # better, right
+    assert bars["recall@1 b"][0] == 1 and bars["mean_rank b"][0] == 2
+    assert figure.axes[1].get_xlim()[1] < 1.0 < 12.0 < figure.axes[2].get_xlim()[1]  # each on its own scale
+    labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
+    assert labels == ["acc1 ↑", "error ↓ flipped"]  # the headline metric on top
+    assert figure.axes[0].get_yticklabels()[0].get_fontweight() == "bold"
+    # one colour per checkpoint in every panel; solid where significant, hollow where the interval holds 0
+    colours = {c: to_rgba(colour) for c, colour in checkpoint_colours(["b", "c"]).items()}
+    for label, (_, patch) in bars.items():
+        assert patch.get_edgecolor() == pytest.approx(colours[label.split()[-1]])
+    assert bars["acc1 b"][1].get_facecolor() == pytest.approx(colours["b"])
+    assert bars["recall@1 c"][1].get_facecolor() == pytest.approx(to_rgba("white"))
+
+
+# --------------------------------------------------------------------------- the comparison cache
+
+
+def _same_rows(left: list[MetricComparison], right: list[MetricComparison]) -> bool:
+    """Equal, NaN equal to NaN (JSON stores it as null)."""
+    import dataclasses
+
+    return json.dumps([dataclasses.asdict(r) for r in left]) == json.dumps([dataclasses.asdict(r) for r in right])
+
+
+def test_an_unchanged_comparison_is_read_from_the_cache_and_any_change_recomputes_it(
+    stored_runs: Path, monkeypatch
+) -> None:
+    from coca_bench.compare import cache
+
+    specs = {"balanced": BALANCED}
+    first = compare_runs(stored_runs, cache=True, specs=specs, n_resamples=50)
+    assert _same_rows(first, compare_runs(stored_runs, specs=specs, n_resamples=50))  # what it stored
+    assert len(list((stored_runs / cache.CACHE_FOLDER).glob("*.json"))) == 1
+    assert {
+        r["checkpoint"]["name"] for r in __import__("coca_bench.results").results.ResultStore(stored_runs).records()
+    }
+
+    computed: list[int] = []
+    real = cache.cached_comparison
+    monkeypatch.setattr(
+        cache, "cached_comparison", lambda compute, *a: real(lambda: computed.append(1) or compute(), *a)
+    )
+    again = compare_runs(stored_runs, cache=True, specs=specs, n_resamples=50)
+    assert computed == [] and _same_rows(again, first)  # NaN bounds and notes come back as they were
+    assert math.isnan(_row(again, "zeroshot", "top1").cells["ddd_old"].ci_low)
+
+    compare_runs(stored_runs, cache=True, specs=specs, n_resamples=50, seed=1)  # another option
+    compare_runs(stored_runs, cache=True, specs=None, n_resamples=50)  # other task declarations
+    assert len(computed) == 2
+    samples = stored_runs / "ccc_better" / "zeroshot.samples.jsonl"
+    samples.write_text(samples.read_text().replace('"top1":1', '"top1":0', 3))  # a rerun's new samples
+    changed = compare_runs(stored_runs, cache=True, specs=specs, n_resamples=50)
+    delta = _row(first, "zeroshot", "top1").cells["ccc_better"].delta
+    assert len(computed) == 3 and _row(changed, "zeroshot", "top1").cells["ccc_better"].delta == pytest.approx(
+        delta - 3 / 150
+    )
+    (stored_runs / "ccc_better" / "zeroshot.samples.jsonl").unlink()
+    assert (
+        "no per-sample records"
+        in _row(compare_runs(stored_runs, cache=True, specs=specs, n_resamples=50), "zeroshot", "top1")
+        .cells["ccc_better"]
+        .note
+    )
+    assert len(computed) == 4
+
+
+def test_a_damaged_cache_entry_is_recomputed(stored_runs: Path) -> None:
+    from coca_bench.compare import cache
+
+    first = compare_runs(stored_runs, cache=True, n_resamples=50)
+    (entry,) = (stored_runs / cache.CACHE_FOLDER).glob("*.json")
+    entry.write_text("[{")
+    assert _same_rows(compare_runs(stored_runs, cache=True, n_resamples=50), first)
+    assert entry.read_text().startswith("[{") and len(entry.read_text()) > 10  # rewritten whole

@@ -337,3 +337,20 @@ def test_importing_the_data_layer_does_not_import_torch_or_decoders() -> None:
     code = "import sys, coca_bench.data; print(sorted(m for m in ('torch', 'open_clip', 'av', 'decord') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_imagenet_class_folders_named_by_index_take_the_index_as_the_label(tmp_path):
+    """ImageNet-V2 ships folders 0..999: folder "10" is label 10, never the third name in alphabetical order."""
+    from coca_bench.data import DatasetLayoutError, read_imagenet
+    from coca_bench.data.imagenet import imagenet_wnids
+
+    for index in ("0", "2", "10"):
+        (tmp_path / "v2" / index).mkdir(parents=True)
+        (tmp_path / "v2" / index / f"img{index}.jpeg").write_bytes(b"x")
+    records = read_imagenet(tmp_path, "v2")
+    assert sorted((s.id, s.label) for s in records.items) == [("0/img0", 0), ("10/img10", 10), ("2/img2", 2)]
+    assert records.present_labels == (0, 2, 10) and len(records.class_names) == 1000
+    assert [s.label for s in read_imagenet(tmp_path, "v2", classes=[imagenet_wnids()[10]]).items] == [10]
+    (tmp_path / "v2" / "1000").mkdir()
+    with pytest.raises(DatasetLayoutError, match=r"\['1000'\].*0\.\.999"):
+        read_imagenet(tmp_path, "v2")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coca_bench.model.checkpoints import DEFAULT_CHECKPOINTS, SHIPPED_CHECKPOINTS, SHIPPED_DIR
+from coca_bench.model.catalog import DEFAULT_CHECKPOINTS, SHIPPED_CHECKPOINTS, SHIPPED_DIR
 
 MAX_SHIPPED_BYTES = 8_000_000
 

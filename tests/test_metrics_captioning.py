@@ -371,3 +371,32 @@ def test_corpus_bleu_from_per_caption_statistics_equals_pycocoevalcap_on_resampl
         rouge_corpus, _ = rouge.compute_score(gts, res)
         per_item = [rouge.calc_score([items[j][0]], items[j][1]) for j in sample]
         assert sum(per_item) / len(per_item) == pytest.approx(rouge_corpus, abs=1e-12)
+
+
+def test_caption_resampler_equals_pycocoevalcap_on_every_resample_at_once():
+    """The bootstrap's vectorised captioning metrics: BLEU, CIDEr-D and NoCaps domain CIDEr of a whole batch of
+    resamples (repeats counted as documents, a domain absent from a resample NaN) equal pycocoevalcap's on each."""
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    from coca_bench.metrics.captioning import bleu_statistics, caption_resampler
+
+    predictions, references = _random_corpus(seed=4, size=24)
+    domains = ["in-domain"] * 3 + ["near-domain"] * 15 + ["out-domain"] * 6
+    samples = [
+        {"caption_tokens": p, "reference_tokens": r, "bleu_statistics": bleu_statistics(p, r), "domain": d}
+        for p, r, d in zip(predictions, references, domains)
+    ]
+    rng = np.random.default_rng(1)
+    resamples = [rng.integers(0, 24, size=24) for _ in range(6)] + [np.array([5] * 12 + [20] * 12)]  # no in-domain
+    counts = np.stack([np.bincount(row, minlength=24) for row in resamples]).astype(float)
+    got = caption_resampler(samples)(counts)
+    for r, row in enumerate(resamples):
+        cider = _pycocoevalcap_cider(predictions, references, row.tolist())[0]
+        assert got["CIDEr"][r] == pytest.approx(cider, abs=1e-9)
+        gts = {i: references[j] for i, j in enumerate(row)}
+        bleu, _ = Bleu(4).compute_score(gts, {i: [predictions[j]] for i, j in enumerate(row)}, verbose=0)
+        assert [got[f"Bleu_{k}"][r] for k in range(1, 5)] == pytest.approx(bleu, abs=1e-12)
+        for metric, domain in (("CIDEr_in", "in-domain"), ("CIDEr_near", "near-domain"), ("CIDEr_out", "out-domain")):
+            subset = [j for j in row.tolist() if domains[j] == domain]
+            expected = _pycocoevalcap_cider(predictions, references, subset)[0] if subset else math.nan
+            assert got[metric][r] == pytest.approx(expected, abs=1e-9, nan_ok=True), (r, metric)

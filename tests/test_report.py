@@ -8,8 +8,11 @@ request, and a control test shows that the check does see requests and errors wh
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import math
+import random
 import re
 import shutil
 import subprocess
@@ -24,7 +27,16 @@ from test_frames import assert_frame_matches_json_files
 from coca_bench import cli
 from coca_bench.report import CONTENT_SECURITY_POLICY, REPORT_HTML, write_report
 from coca_bench.report.browser import find_chromium, load_page
-from coca_bench.results import ResultStore, best_checkpoints, load_results, summary_columns, summary_frame
+from coca_bench.results import (
+    CheckpointInfo,
+    ResultStore,
+    RunRecordInputs,
+    best_checkpoints,
+    build_record,
+    load_results,
+    summary_columns,
+    summary_frame,
+)
 from coca_bench.runner import RunConfig, load_task_registry, run_suite
 from coca_bench.settings import RunSettings
 
@@ -34,8 +46,8 @@ needs_chromium = pytest.mark.skipif(
     find_chromium() is None, reason="no chromium binary on PATH (apt-get install chromium; .ci/run installs it)"
 )
 PAGE_FACTS = """JSON.stringify({
-  rows: document.querySelectorAll('#summary-table tbody tr').length,
-  checkpoints: [...document.querySelectorAll('#summary-table tbody tr')].map(r => r.dataset.checkpoint),
+  cards: document.querySelectorAll('#summary-table table.summary').length,
+  checkpoints: [...document.querySelectorAll('#summary-table table th[data-checkpoint]')].map(h => h.dataset.checkpoint),
   images: document.images.length,
   broken: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length,
   tasks: document.querySelectorAll('section.task').length,
@@ -75,8 +87,8 @@ def test_report_holds_summary_comparisons_samples_skips_and_provenance(report: P
     assert not re.findall(r'(?:src|href)="(?!data:|#)', html), "everything is inline or a data: URI"
     assert "<script" not in html
     records = ResultStore(real_run).records()
-    # summary: one row per checkpoint; every best cell marked, and only those
-    assert re.findall(r'<tr data-checkpoint="([^"]+)">', html) == list(CHECKPOINTS)
+    # summary: one table per task, a column per checkpoint (the baseline first); every best cell marked, only those
+    assert re.findall(r'<th data-checkpoint="([^"]+)">', html)[: len(CHECKPOINTS)] == list(CHECKPOINTS)
     results = load_results(real_run)
     values, _ = summary_frame(results, None)
     directions = {f"{t}/{m}": up for t, m, up in summary_columns(results)}
@@ -148,7 +160,7 @@ def test_report_loads_in_headless_chromium_without_errors_or_requests(report: Pa
     assert page.console_errors == []
     assert page.outside_requests == [] and page.requests[0] == page.url
     facts = json.loads(page.evaluated)
-    assert facts["rows"] == len(CHECKPOINTS) and facts["checkpoints"] == list(CHECKPOINTS)
+    assert facts["cards"] == 4 + CAPTIONING and facts["checkpoints"][: len(CHECKPOINTS)] == list(CHECKPOINTS)
     assert facts["tasks"] == 4 + CAPTIONING and facts["images"] > 10 and facts["broken"] == 0
     screenshot = Image.open(io.BytesIO(page.screenshot)).convert("RGB")
     assert screenshot.size == (1280, 900)
@@ -173,6 +185,91 @@ def test_the_browser_check_sees_requests_and_console_errors(report: Path, tmp_pa
     tampered.write_text(html.replace("</main>", '<img src="https://coca-bench.invalid/x.png"></main>'))
     blocked = load_page(tampered)
     assert any("Content Security Policy" in e for e in blocked.console_errors), blocked.console_errors
+
+
+# --------------------------------------------------------------------------- the layout of the default run's report
+
+DEFAULT_RUN = ("demo", "demo-early")  # the default run's checkpoints; demo-early is its baseline
+WINDOW = 1400
+LAYOUT_FACTS = """JSON.stringify({
+  window: window.innerWidth,
+  page: document.documentElement.scrollWidth,
+  tables: document.querySelectorAll('#summary table').length,
+  right: Math.max(...[...document.querySelectorAll('#summary table, #summary img')]
+                  .map(e => e.getBoundingClientRect().right)),
+  scrolled: [...document.querySelectorAll('#summary *')].filter(e => e.scrollWidth > e.clientWidth + 1)
+                  .map(e => e.className || e.tagName),
+})"""
+
+
+@pytest.fixture(scope="module")
+def default_like_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every registered task on the default run's two checkpoints, stored as the runner stores them, with made-up
+    numbers and no per-sample records: the shape of the default run's report without its minutes of running. As on
+    the mini data (3 classes), acc5 and what is built on it are undefined for both checkpoints."""
+    output = tmp_path_factory.mktemp("default_like_run")
+    rng = random.Random(0)
+    settings = RunSettings(device="cpu").as_dict()
+    for name in DEFAULT_RUN:
+        checkpoint = CheckpointInfo(name, name, (name.encode().hex() * 64)[:64])
+        for spec in load_task_registry().values():
+            metrics = {
+                m.name: math.nan if "5" in m.name and "recall" not in m.name else rng.random() if m.higher_is_better
+                else rng.uniform(1.0, 40.0)
+                for m in spec.metrics
+            }  # fmt: skip
+            inputs = RunRecordInputs(
+                key=f"k-{name}-{spec.name}", checkpoint=checkpoint, dataset_dir=output / "no_data" / spec.dataset,
+                dataset_fingerprint="fp", annotation_files=[], splits=["test"], params=spec.resolve_params(),
+                key_material={}, run={"settings": settings, "wall_time_s": 1.0, "argv": []},
+            )  # fmt: skip
+            ResultStore(output).write(checkpoint, build_record(spec, inputs, metrics, 0, {}, []), [])
+    return output
+
+
+@pytest.fixture(scope="module")
+def default_like_report(default_like_run: Path) -> Path:
+    return write_report(default_like_run, load_task_registry(), baseline="demo-early", n_resamples=50)
+
+
+def test_summary_lists_tasks_as_tasks_list_does_and_leaves_out_undefined_metrics(
+    default_like_run: Path, default_like_report: Path
+) -> None:
+    from coca_bench.results import task_order, write_summary
+
+    html = default_like_report.read_text(encoding="utf-8")
+    summary = html.split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    specs = load_task_registry()
+    listed = [line.split()[0] for line in cli.format_task_list().splitlines()]
+    assert listed == task_order({name: spec.groups for name, spec in specs.items()})  # headline tasks first, grouped
+    assert re.findall(r'<div class="summary-card" data-task="([^"]+)"', summary) == listed
+    for task in listed:  # the headline (first declared) metric on top, in bold; the baseline's column first
+        card = summary.split(f'data-task="{task}"', 1)[1].split("</table>", 1)[0]
+        headline = re.search(r'<tr class="headline" data-metric="([^"]+)"', card)
+        assert headline is not None and headline.group(1) == escape(specs[task].metrics[0].name)
+        assert re.findall(r'<th data-checkpoint="([^"]+)">', card) == ["demo-early", "demo"]
+    # acc5 is undefined for every checkpoint: not a row of nan, but one line naming it
+    assert 'data-metric="acc5"' not in summary and ">nan<" not in summary
+    assert "Left out, undefined for every checkpoint: imagenet_zeroshot/acc5" in summary
+    assert "acc5 ↑</td>" not in html and "+nan" not in html and ">nan<" not in html  # nor in the comparisons
+    order = {name: [m.name for m in spec.metrics] for name, spec in specs.items()}  # as the runner passes it
+    csv_path, md_path = write_summary(default_like_run, order)  # summary.md: the same order, the same line
+    markdown = md_path.read_text(encoding="utf-8")
+    assert markdown.index("| imagenet_zeroshot/acc1 ↑ |") < markdown.index("| kinetics_attentive_probe/acc1 ↑ |")
+    assert "acc5 ↑" not in markdown and "Left out, undefined for every checkpoint: imagenet_zeroshot/acc5" in markdown
+    assert "imagenet_zeroshot/acc5" in next(csv.reader(csv_path.open()))  # the CSV keeps its fixed columns
+    overview = html.split('<section id="comparison">', 1)[1].split("</section>", 1)[0]
+    assert overview.count('src="data:image/svg+xml;base64,') == 1  # comparison.png's chart, as SVG
+
+
+@needs_chromium
+def test_summary_fits_a_1400_pixel_window(default_like_report: Path) -> None:
+    page = load_page(default_like_report, evaluate=LAYOUT_FACTS, width=WINDOW, height=900)
+    assert page.console_errors == [] and page.outside_requests == []
+    facts = json.loads(page.evaluated)
+    assert facts["window"] == WINDOW and facts["page"] <= WINDOW, facts  # no horizontal scrollbar on the page
+    assert facts["right"] <= WINDOW and facts["scrolled"] == [], facts  # nor one inside the summary
+    assert facts["tables"] == len(load_task_registry())  # every task is there: one table each
 
 
 def test_report_and_frames_modules_import_neither_torch_nor_pandas() -> None:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from coca_bench import registry
 from coca_bench.data import imagenet_wnids
+from coca_bench.params import ParamError
 from coca_bench.registry import get_task
 from coca_bench.results import ResultStore
 from coca_bench.runner import RunConfig, load_task_registry, run_suite
@@ -146,14 +147,15 @@ def test_limit_unreadable_images_and_openai_templates(tmp_path):
 
 def test_unknown_template_set_is_a_clear_error(tmp_path):
     make_imagenet(tmp_path / "imagenet", {"n001": [(255, 0, 0)]})
-    with pytest.raises(ValueError, match="templates='fancy'"):
+    with pytest.raises(ParamError, match=r"'imagenet_zeroshot': parameter templates=\"fancy\".*\['openai', 'simple'\]"):
         run(tmp_path, templates="fancy")
 
 
 def test_edited_prompt_strings_rerun_even_under_the_same_template_set_name(tmp_path, monkeypatch):
     """An open_clip upgrade that edits its templates must not be served the old result (the name stays 'simple')."""
-    from open_clip import zero_shot_metadata
+    from coca_bench.data.imagenet import open_clip_zero_shot_metadata
 
+    zero_shot_metadata = open_clip_zero_shot_metadata()
     make_imagenet(tmp_path / "imagenet", {"n001": [(255, 0, 0)], "n002": [(0, 255, 0)]})
     first, _ = run(tmp_path)
     again, _ = run(tmp_path)

@@ -3,7 +3,8 @@
 Two checkpoints evaluated on the same samples are compared *paired*: each resample draws the same sample ids for
 both, so the interval reflects the difference between the models, not the spread of the data set (an unpaired test
 on paired data is far too wide; see lm-eval-harness #3831). Only declared metrics get intervals: means of their
-per-sample fields on the fast path, everything else through the task's aggregate on every resample.
+per-sample fields, everything else through the task's aggregate on every resample (vectorised over resamples when
+the task declares a resampler). One draw of resample indices serves every metric of a pair.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from coca_bench.fileio import canonical_json
+from coca_bench.metrics.resampling import ResamplerFactory
 
 Recompute = Callable[[list[Mapping[str, Any]]], Mapping[str, float]]
 Interval = tuple[float, float, float]  # (delta = b - a on the paired set, ci low, ci high)
@@ -102,53 +104,65 @@ def _percentile_interval(delta: float, stats: np.ndarray, confidence: float) -> 
     return (float(delta), float(low), float(high))
 
 
-def _bootstrap_means(
-    pairs_a: Sequence[Mapping[str, Any]],
-    pairs_b: Sequence[Mapping[str, Any]],
-    names: Sequence[str],
-    n_resamples: int,
-    seed: int,
-    confidence: float,
-) -> dict[str, Interval]:
-    """Vectorised path: a resample's mean is (counts @ values) / (counts @ present), counts from bincount."""
-    n = len(pairs_a)
-    values_a, values_b = _field_matrix(pairs_a, names), _field_matrix(pairs_b, names)
-    present_a, present_b = np.isfinite(values_a), np.isfinite(values_b)
-    filled_a, filled_b = np.where(present_a, values_a, 0.0), np.where(present_b, values_b, 0.0)
-    full = _nan_mean(filled_b.sum(0), present_b.sum(0)) - _nan_mean(filled_a.sum(0), present_a.sum(0))
-    stats = []
-    for indices in _resample_chunks(n, n_resamples, seed):
-        rows = indices.shape[0]
-        offsets = (np.arange(rows) * n)[:, None]
-        counts = np.bincount((indices + offsets).ravel(), minlength=rows * n).reshape(rows, n).astype(float)
-        stats.append(
-            _nan_mean(counts @ filled_b, counts @ present_b) - _nan_mean(counts @ filled_a, counts @ present_a)
-        )
-    stacked = np.concatenate(stats, axis=0)
-    return {name: _percentile_interval(full[j], stacked[:, j], confidence) for j, name in enumerate(names)}
+def _counts(indices: np.ndarray, n: int) -> np.ndarray:
+    """``(rows, n)``: how often each resample row drew each record; every aggregate here depends on these alone."""
+    rows = indices.shape[0]
+    offsets = (np.arange(rows) * n)[:, None]
+    return np.bincount((indices + offsets).ravel(), minlength=rows * n).reshape(rows, n).astype(float)
 
 
-def _bootstrap_recompute(
-    pairs_a: Sequence[Mapping[str, Any]],
-    pairs_b: Sequence[Mapping[str, Any]],
-    recompute: Recompute,
-    n_resamples: int,
-    seed: int,
-    confidence: float,
-) -> dict[str, Interval]:
-    """General path: the task's own aggregate on each resample (slower; needed for metrics that are not means)."""
-    full_a, full_b = recompute(list(pairs_a)), recompute(list(pairs_b))
-    names = [name for name in full_b if name in full_a]
-    full = {name: float(full_b[name]) - float(full_a[name]) for name in names}
-    stats: dict[str, list[float]] = {name: [] for name in names}
-    for indices in _resample_chunks(len(pairs_a), n_resamples, seed):
-        for row in indices:
-            metrics_a = recompute([pairs_a[i] for i in row])
-            metrics_b = recompute([pairs_b[i] for i in row])
-            for name in names:
+class _Means:
+    """The mean metrics of both sides: a resample's mean is (counts @ values) / (counts @ present)."""
+
+    def __init__(self, pairs_a: Sequence[Mapping[str, Any]], pairs_b: Sequence[Mapping[str, Any]], names: list[str]):
+        self.names = names
+        values_a, values_b = _field_matrix(pairs_a, names), _field_matrix(pairs_b, names)
+        self.present_a, self.present_b = np.isfinite(values_a), np.isfinite(values_b)
+        self.filled_a = np.where(self.present_a, values_a, 0.0)
+        self.filled_b = np.where(self.present_b, values_b, 0.0)
+        full_b = _nan_mean(self.filled_b.sum(0), self.present_b.sum(0))
+        self.full = dict(zip(names, full_b - _nan_mean(self.filled_a.sum(0), self.present_a.sum(0))))
+
+    def deltas(self, counts: np.ndarray) -> np.ndarray:
+        """``(rows, metrics)`` differences b - a of the means of each row's resample."""
+        mean_b = _nan_mean(counts @ self.filled_b, counts @ self.present_b)
+        return mean_b - _nan_mean(counts @ self.filled_a, counts @ self.present_a)
+
+
+class _TaskAggregate:
+    """The metrics of the task's aggregate: the full-set values from ``recompute`` (their definition), each
+    resample's from the vectorised ``resampler`` when the task declares one, else from ``recompute`` row by row."""
+
+    def __init__(
+        self,
+        pairs_a: Sequence[Mapping[str, Any]],
+        pairs_b: Sequence[Mapping[str, Any]],
+        recompute: Recompute,
+        resampler: ResamplerFactory | None,
+    ) -> None:
+        self.pairs_a, self.pairs_b, self.recompute = pairs_a, pairs_b, recompute
+        full_a, full_b = recompute(list(pairs_a)), recompute(list(pairs_b))
+        self.names = [name for name in full_b if name in full_a]
+        self.full = {name: float(full_b[name]) - float(full_a[name]) for name in self.names}
+        self.vectorised = None if resampler is None else (resampler(pairs_a), resampler(pairs_b))
+
+    def deltas(self, indices: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``(rows, metrics)`` differences b - a of the aggregate's metrics on each resample (NaN: undefined)."""
+        if self.vectorised is not None:
+            metrics_a, metrics_b = (evaluate(counts) for evaluate in self.vectorised)
+            missing = [name for name in self.names if name not in metrics_a or name not in metrics_b]
+            if missing:
+                raise ValueError(f"the task's vectorised aggregate does not compute {missing}")
+            return np.stack([np.asarray(metrics_b[name]) - np.asarray(metrics_a[name]) for name in self.names], axis=1)
+        out = np.full((indices.shape[0], len(self.names)), np.nan)
+        for r, row in enumerate(indices):
+            metrics_a = self.recompute([self.pairs_a[i] for i in row])
+            metrics_b = self.recompute([self.pairs_b[i] for i in row])
+            for j, name in enumerate(self.names):
                 a, b = metrics_a.get(name), metrics_b.get(name)
-                stats[name].append(math.nan if a is None or b is None else float(b) - float(a))
-    return {name: _percentile_interval(full[name], np.asarray(stats[name]), confidence) for name in names}
+                if a is not None and b is not None:
+                    out[r, j] = float(b) - float(a)
+        return out
 
 
 def check_bootstrap_settings(n_resamples: int, confidence: float) -> None:
@@ -164,6 +178,7 @@ def paired_bootstrap(
     *,
     mean_metrics: Sequence[str] = (),
     recompute: Recompute | None = None,
+    resampler: ResamplerFactory | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
@@ -171,20 +186,29 @@ def paired_bootstrap(
     """metric -> (delta = b - a on the paired set, low, high): a percentile interval from paired resamples.
 
     Records are paired by ``id`` (ids in both runs only; none in common is an error). ``mean_metrics`` are means
-    of the per-sample field of their name; ``recompute(records)`` returns the metrics that are not. Only these get
-    intervals: no other field of the records is ever treated as a metric. A difference is significant when the
-    interval excludes 0 (:func:`ci_excludes_zero`).
+    of the per-sample field of their name; ``recompute(records)`` returns the metrics that are not, and
+    ``resampler`` (optional: :mod:`coca_bench.metrics.resampling`) computes them on all resamples at once. Only
+    these get intervals: no other field of the records is ever treated as a metric. All metrics share one draw of
+    resamples, in chunks. A difference is significant when the interval excludes 0 (:func:`ci_excludes_zero`).
     """
     check_bootstrap_settings(n_resamples, confidence)
     if not mean_metrics and recompute is None:
         raise ValueError("paired_bootstrap needs the metrics to compare: mean_metrics=[...] and/or recompute=...")
     pairs_a, pairs_b = pair_by_id(samples_a, samples_b)
-    intervals: dict[str, Interval] = {}
-    if mean_metrics:
-        intervals.update(_bootstrap_means(pairs_a, pairs_b, list(mean_metrics), n_resamples, seed, confidence))
-    if recompute is not None:
-        intervals.update(_bootstrap_recompute(pairs_a, pairs_b, recompute, n_resamples, seed, confidence))
-    return intervals
+    n = len(pairs_a)
+    means = _Means(pairs_a, pairs_b, list(mean_metrics)) if mean_metrics else None
+    aggregate = None if recompute is None else _TaskAggregate(pairs_a, pairs_b, recompute, resampler)
+    stats: list[np.ndarray] = []
+    for indices in _resample_chunks(n, n_resamples, seed):
+        counts = _counts(indices, n)
+        columns = [means.deltas(counts)] if means is not None else []
+        columns += [aggregate.deltas(indices, counts)] if aggregate is not None else []
+        stats.append(np.concatenate(columns, axis=1))
+    stacked = np.concatenate(stats, axis=0)
+    parts = [part for part in (means, aggregate) if part is not None]
+    names = [name for part in parts for name in part.names]  # the columns of ``stacked``
+    full = {name: delta for part in parts for name, delta in part.full.items()}  # the aggregate's win, as before
+    return {name: _percentile_interval(full[name], stacked[:, j], confidence) for j, name in enumerate(names)}
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from coca_bench.compare.bootstrap import (
     pair_by_id,
     paired_bootstrap,
 )
+from coca_bench.metrics.resampling import resampler_of
 from coca_bench.registry import MetricSpec, TaskSpec, aggregate_metrics
 from coca_bench.results import ResultStore, comparability_differences, declared_metrics, provenance_differences
 
@@ -119,9 +120,11 @@ def _compare_pair(
     means = [m.name for m in metrics if m.aggregation == "mean" and m.name in stored_a and m.name in stored_b]
     by_task = [m for m in metrics if m.aggregation == "task" and m.name in stored_a and m.name in stored_b]
     recompute: Recompute | None = None
+    resampler = None
     if by_task and spec is not None and spec.aggregate is not None:
         params = (base.get("config") or {}).get("params") or dict(spec.params)
         recompute = lambda records: aggregate_metrics(by_task, spec.aggregate, records, params)  # noqa: E731
+        resampler = resampler_of(spec.aggregate)
     elif by_task:
         for m in by_task:
             outcome.metric_notes[m.name] = (
@@ -141,7 +144,7 @@ def _compare_pair(
         return outcome
     try:
         outcome.intervals = paired_bootstrap(
-            pairs_a, pairs_b, mean_metrics=means, recompute=recompute,
+            pairs_a, pairs_b, mean_metrics=means, recompute=recompute, resampler=resampler,
             n_resamples=n_resamples, seed=seed, confidence=confidence,
         )  # fmt: skip
     except Exception as exc:  # a task aggregate that fails on a resample must not sink the whole comparison
@@ -163,14 +166,22 @@ def compare_runs(
     seed: int = 0,
     *,
     confidence: float = 0.95,
+    cache: bool = False,
 ) -> list[MetricComparison]:
     """Every (task, metric) stored for the baseline and at least one other checkpoint, with paired CIs.
 
     ``specs``: registered tasks, whose declarations and aggregates are used; a task not among them is compared on
     the declarations stored in its records (its ``aggregation="task"`` metrics then get no CI). The baseline
-    defaults to the first checkpoint name in sorted order.
+    defaults to the first checkpoint name in sorted order. ``cache=True`` reads the comparison from
+    ``OUTPUT/.compare_cache/`` when nothing it covers has changed since it was computed (:mod:`.cache`).
     """
     check_bootstrap_settings(n_resamples, confidence)
+    if cache:  # the cache module reads and writes these rows, so it is imported here, not at the top
+        from coca_bench.compare.cache import cached_comparison
+
+        options = {"baseline": baseline, "n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+        compute = lambda: compare_runs(output_dir, baseline, specs, n_resamples, seed, confidence=confidence)  # noqa: E731
+        return cached_comparison(compute, output_dir, specs, options)
     store = ResultStore(output_dir)
     records = store.records()
     by_task: dict[str, dict[str, dict]] = {}

@@ -1,4 +1,5 @@
-"""ImageNet-style classification folders: ``<root>/<split>/<wnid>/<image>``.
+"""ImageNet-style classification folders: ``<root>/<split>/<wnid>/<image>``, or ``<root>/<split>/<index>/<image>``
+as ImageNet-V2 ships (folder ``0``..``999`` is the label itself; sorting the names would scramble the labels).
 
 The label space comes from ``<root>/LOC_synset_mapping.txt`` (the Kaggle ImageNet
 format: ``<wnid> <names>`` per line, in label order) when present; otherwise it is
@@ -18,6 +19,7 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 from coca_bench.data.annotations import (
     AnnotationFile,
@@ -46,11 +48,27 @@ def imagenet_wnids() -> tuple[str, ...]:
     return tuple(IMAGENET_WNIDS_FILE.read_text(encoding="utf-8").split())
 
 
-def imagenet_classnames() -> tuple[str, ...]:
-    """open_clip's CLIP-curated names for the 1000 classes (imported lazily: open_clip imports torch)."""
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+@lru_cache(maxsize=1)
+def open_clip_zero_shot_metadata() -> ModuleType:
+    """open_clip's ``zero_shot_metadata`` (CLIP's class names and prompt templates), loaded from its file on its own:
+    ``import open_clip`` imports torch, and a rerun that only checks its stored results should not."""
+    import importlib.util
 
-    return tuple(IMAGENET_CLASSNAMES)
+    package = importlib.util.find_spec("open_clip")
+    if package is None or not package.submodule_search_locations:
+        raise DatasetNotFoundError("ImageNet's class names come from open_clip; install open_clip_torch.")
+    path = Path(list(package.submodule_search_locations)[0]) / "zero_shot_metadata.py"
+    spec = importlib.util.spec_from_file_location("coca_bench._open_clip_zero_shot_metadata", path)
+    if spec is None or spec.loader is None:
+        raise DatasetNotFoundError(f"Cannot read open_clip's class names from {path}; reinstall open_clip_torch.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def imagenet_classnames() -> tuple[str, ...]:
+    """open_clip's CLIP-curated names for the 1000 classes."""
+    return tuple(open_clip_zero_shot_metadata().IMAGENET_CLASSNAMES)
 
 
 def read_synset_mapping(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -105,11 +123,22 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
         loose = [p.name for p in split_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.name)]
         hint = f" It holds {len(loose)} images directly; move each into its wnid folder." if loose else ""
         raise DatasetLayoutError(f"{split_dir} has no class folders; expected {_LAYOUT}.{hint}")
+    if all(p.name.isdigit() for p in folders):  # ImageNet-V2: folders named by label index (0..999), not by wnid
+        out_of_range = [p.name for p in folders if int(p.name) >= len(wnids)]
+        if out_of_range:
+            raise DatasetLayoutError(
+                f"{split_dir} has class folder(s) {out_of_range[:5]} named by an index outside the "
+                f"{len(wnids)} classes of {label_source}; expected folders 0..{len(wnids) - 1}."
+            )
+        label_of = {**label_of, **{p.name: int(p.name) for p in folders}}
+        folder_wnid = {p.name: wnids[int(p.name)] for p in folders}
+    else:
+        folder_wnid = {p.name: p.name for p in folders}
     unknown = [p.name for p in folders if p.name not in label_of]
     if unknown:
         raise DatasetLayoutError(
             f"{split_dir} has class folder(s) {unknown[:5]} that are not classes of {label_source}; "
-            f"expected one folder per wnid of that label space."
+            f"expected one folder per wnid of that label space (or one per label index, as ImageNet-V2 ships)."
         )
 
     wanted = set(classes) if classes is not None else None
@@ -119,7 +148,7 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
             raise ValueError(f"classes {not_in_space[:5]} are not in the label space of {label_source}.")
     samples = []
     for folder in folders:
-        if wanted is not None and folder.name not in wanted:
+        if wanted is not None and folder_wnid[folder.name] not in wanted:
             continue
         label = label_of[folder.name]
         with os.scandir(folder) as entries:  # scandir: no extra stat per file on a 50k-image split
@@ -138,4 +167,11 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
     )
 
 
-__all__ = ["imagenet_classnames", "imagenet_wnids", "is_hidden", "read_imagenet", "read_synset_mapping"]
+__all__ = [
+    "imagenet_classnames",
+    "imagenet_wnids",
+    "is_hidden",
+    "open_clip_zero_shot_metadata",
+    "read_imagenet",
+    "read_synset_mapping",
+]

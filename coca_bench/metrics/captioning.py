@@ -23,14 +23,14 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
 from coca_bench.errors import CocaBenchError
-from coca_bench.metrics.resampling import Resampler, SegmentSums
+from coca_bench.metrics.resampling import Resampler, summing_matrix
 
 K = TypeVar("K", bound=Hashable)
 
@@ -38,7 +38,7 @@ METRIC_NAMES = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CI
 NOCAPS_DOMAINS = ("in-domain", "near-domain", "out-domain")
 CIDER_N = 4  # n-grams of length 1..4, as pycocoevalcap's Cider()
 CIDER_SIGMA = 6.0  # standard deviation of the Gaussian length penalty, as pycocoevalcap's Cider()
-_CIDER_BLOCK_VALUES = 2**21  # multisets per block x n-gram entries: temporaries of a few tens of MiB
+_CIDER_BLOCK_VALUES = 2**21  # multisets per block x (n-grams or sums): temporaries of a few tens of MiB
 
 # Characters the PTBTokenizer jar (run with -preserveLines) ends a line at, besides "\n" (which pycocoevalcap already
 # replaces by a space). Found by running the jar: each of these split one caption into two output lines.
@@ -325,13 +325,12 @@ class CiderCorpus:
         self._num_pairs = num_pairs
         self._penalties = np.asarray(penalties, dtype=np.float64)
         self._refs_per_item = np.bincount(pair_items, minlength=num_items).astype(np.float64)
-        self._gids = np.asarray(gids, dtype=np.intp)
-        self._coefs = np.asarray(coefs, dtype=np.float64)
-        self._df_items = np.asarray(df_items, dtype=np.intp)
-        # Segmented sums prepared once, so that scoring many multisets costs a gather and a reduceat each.
-        self._doc_freq = SegmentSums(np.asarray(df_gids, dtype=np.intp), len(vocab))
-        self._row_sums = SegmentSums(np.asarray(rows, dtype=np.intp), CIDER_N * (num_items + 2 * num_pairs))
-        self._pair_sums = SegmentSums(np.asarray(pair_items, dtype=np.intp), num_items)
+        # The sums every score needs, as sparse matrices built once: scoring many multisets is then three sparse
+        # products (document frequencies, norms and numerators, per-item totals) and a few elementwise passes.
+        total_rows = CIDER_N * (num_items + 2 * num_pairs)
+        self._doc_freq = summing_matrix(np.asarray(df_items), np.asarray(df_gids), (num_items, len(vocab)))
+        self._row_sums = summing_matrix(np.asarray(gids), np.asarray(rows), (len(vocab), total_rows), coefs)
+        self._pair_sums = summing_matrix(np.arange(num_pairs), np.asarray(pair_items), (num_pairs, num_items))
         self._pair_items = np.asarray(pair_items, dtype=np.intp)
 
     def __len__(self) -> int:
@@ -355,24 +354,24 @@ class CiderCorpus:
     def _scores_by_item(self, counts: np.ndarray) -> np.ndarray:
         """``(multisets, items)``: CIDEr-D of every item under the idf of each row's multiset (``counts[r, i]``
         copies of item i; rows with no item give NaN)."""
-        idf = np.log(counts.sum(axis=1))[:, None] - np.log(np.maximum(self._doc_freq(counts[:, self._df_items]), 1.0))
-        sums = self._row_sums(self._coefs * (idf * idf)[:, self._gids])
+        idf = np.log(counts.sum(axis=1))[:, None] - np.log(np.maximum(counts @ self._doc_freq, 1.0))
+        sums = (idf * idf) @ self._row_sums
         n_items, n_pairs, rows = CIDER_N * self._num_items, CIDER_N * self._num_pairs, counts.shape[0]
         hyp_norm = np.sqrt(sums[:, :n_items].reshape(rows, -1, CIDER_N))[:, self._pair_items]
         ref_norm = np.sqrt(sums[:, n_items : n_items + n_pairs].reshape(rows, -1, CIDER_N))
         numer = sums[:, n_items + n_pairs :].reshape(rows, -1, CIDER_N)
         denom = hyp_norm * ref_norm
-        # pycocoevalcap divides only when both norms are non-zero; the numerator is then 0 anyway.
-        cosine = np.divide(numer, denom, out=numer.copy(), where=denom != 0)
+        # pycocoevalcap divides only when both norms are non-zero; the numerator is then 0 anyway (kept in place).
+        cosine = np.divide(numer, denom, out=numer, where=denom != 0)
         per_pair = cosine.mean(axis=2) * self._penalties
-        return self._pair_sums(per_pair) / self._refs_per_item * 10.0
+        return per_pair @ self._pair_sums / self._refs_per_item * 10.0
 
     def scores(self, counts: np.ndarray) -> np.ndarray:
         """Corpus CIDEr-D of many multisets at once (``counts[r, i]``: copies of item i in multiset r), e.g. every
         bootstrap resample; NaN for an empty multiset. Rows go in blocks that bound the temporaries."""
         counts = np.asarray(counts, dtype=np.float64)
         out = np.empty(counts.shape[0])
-        block = max(1, _CIDER_BLOCK_VALUES // max(1, self._coefs.size, self._doc_freq.order.size))
+        block = max(1, _CIDER_BLOCK_VALUES // max(self._row_sums.shape))
         for start in range(0, counts.shape[0], block):
             part = counts[start : start + block]
             with np.errstate(divide="ignore", invalid="ignore"):  # an empty multiset: NaN, quietly
@@ -401,6 +400,15 @@ def cider_d(
     return float(per_item.mean()), [float(s) for s in per_item]
 
 
+def _check_domains(domains: Iterable[Any]) -> list[str]:
+    """The domains as strings; an unknown one is an error naming it (a typo would silently empty a domain)."""
+    names = [str(d) for d in domains]
+    bad = sorted(set(names) - set(NOCAPS_DOMAINS))
+    if bad:
+        raise ValueError(f"Unknown NoCaps domain(s) {bad}; expected one of {list(NOCAPS_DOMAINS)}.")
+    return names
+
+
 def nocaps_domain_cider(
     tokenized_predictions: Mapping[K, str],
     tokenized_references: Mapping[K, Sequence[str]],
@@ -417,9 +425,7 @@ def nocaps_domain_cider(
     keys = _check_captions(tokenized_predictions, tokenized_references)
     if set(domains) != set(keys):
         raise ValueError("domains must give a domain for exactly the image ids of the predictions.")
-    bad = sorted({str(d) for d in domains.values()} - set(NOCAPS_DOMAINS))
-    if bad:
-        raise ValueError(f"Unknown NoCaps domain(s) {bad}; expected one of {list(NOCAPS_DOMAINS)}.")
+    _check_domains(domains.values())
     corpus = CiderCorpus([tokenized_predictions[k] for k in keys], [tokenized_references[k] for k in keys])
     result: dict[str, float] = {}
     for domain in NOCAPS_DOMAINS:
@@ -448,16 +454,18 @@ def corpus_bleu(statistics: Sequence[Sequence[float]], n: int = 4) -> list[float
     """Corpus BLEU-1..n from summed :func:`bleu_statistics`, with pycocoevalcap's smoothing constants: exactly its
     ``Bleu(4).compute_score`` (option ``closest``) on the same captions, without re-reading any text."""
     totals = np.sum(np.asarray(statistics, dtype=np.float64), axis=0)
-    testlen, reflen, guess, correct = totals[0], totals[1], totals[2 : 2 + n], totals[2 + n : 2 + 2 * n]
+    return [float(b) for b in _bleu_from_totals(totals[None, :], n)[0]]
+
+
+def _bleu_from_totals(totals: np.ndarray, n: int = 4) -> np.ndarray:
+    """``(sets, n)`` corpus BLEU-1..n of each row of summed statistics, pycocoevalcap's arithmetic step for step."""
+    testlen, reflen, guess, correct = totals[:, 0], totals[:, 1], totals[:, 2 : 2 + n], totals[:, 2 + n : 2 + 2 * n]
     small, tiny = 1e-9, 1e-15
-    bleus, product = [], 1.0
-    for k in range(n):
-        product *= float(correct[k] + tiny) / (guess[k] + small)
-        bleus.append(product ** (1.0 / (k + 1)))
+    bleus = np.cumprod((correct + tiny) / (guess + small), axis=1) ** (1.0 / np.arange(1, n + 1))
     ratio = (testlen + tiny) / (reflen + small)
-    if ratio < 1:
-        bleus = [b * math.exp(1 - 1 / ratio) for b in bleus]
-    return bleus
+    with np.errstate(divide="ignore"):
+        brevity = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)
+    return bleus * brevity[:, None]
 
 
 def caption_sample_records(
@@ -500,21 +508,31 @@ def caption_sample_records(
 
 
 def caption_metrics_from_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Corpus CIDEr and BLEU-1..4 (and NoCaps domain CIDEr) from stored records, exactly and fast enough for 1,000
-    bootstrap resamples: BLEU from summed per-caption statistics, CIDEr-D through :class:`CiderCorpus` (positions
-    are the documents, so a resample that repeats an image counts it twice, as a corpus holding it twice would).
+    """Corpus CIDEr and BLEU-1..4 (and NoCaps domain CIDEr) from stored records, exactly and fast: the
+    :func:`caption_resampler` of the records, evaluated once on all of them."""
+    evaluate = caption_resampler(samples)
+    return {name: float(values[0]) for name, values in evaluate(np.ones((1, len(samples)))).items()}
+
+
+def caption_resampler(samples: Sequence[Mapping[str, Any]]) -> Resampler:
+    """:func:`caption_metrics_from_samples` on every bootstrap resample at once, from per-image statistics read once
+    (see :mod:`~coca_bench.metrics.resampling`): BLEU from count-weighted sums of per-caption statistics, CIDEr-D
+    through :meth:`CiderCorpus.scores` (positions are the documents, so a resample that repeats an image counts it
+    twice, as a corpus holding it twice would), NoCaps domain CIDEr from the domain's share of each resample.
     ROUGE-L is the mean of its per-sample field; METEOR needs Java and SPICE its jars, so neither is recomputed."""
     if not samples:
         raise ValueError("There are no captions to score.")
-    predictions = [s["caption_tokens"] for s in samples]
-    references = [list(s["reference_tokens"]) for s in samples]
-    bleu = corpus_bleu([s["bleu_statistics"] for s in samples])
-    out = {f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)}
-    out["CIDEr"] = CiderCorpus(predictions, references).score()
-    gts = dict(enumerate(references))
+    corpus = CiderCorpus([s["caption_tokens"] for s in samples], [list(s["reference_tokens"]) for s in samples])
+    statistics = np.asarray([s["bleu_statistics"] for s in samples], dtype=np.float64)
+    masks: dict[str, np.ndarray] = {}
     if "domain" in samples[0]:
-        by_domain = nocaps_domain_cider(
-            dict(enumerate(predictions)), gts, {i: s["domain"] for i, s in enumerate(samples)}
-        )
-        out.update({metric: by_domain[domain] for metric, domain in NOCAPS_DOMAIN_METRICS.items()})
-    return out
+        domains = np.array(_check_domains(s["domain"] for s in samples))
+        masks = {metric: (domains == domain).astype(np.float64) for metric, domain in NOCAPS_DOMAIN_METRICS.items()}
+
+    def evaluate(counts: np.ndarray) -> dict[str, np.ndarray]:
+        out = {f"Bleu_{k + 1}": column for k, column in enumerate(_bleu_from_totals(counts @ statistics).T)}
+        out["CIDEr"] = corpus.scores(counts)
+        out.update({metric: corpus.scores(counts * mask) for metric, mask in masks.items()})
+        return out
+
+    return evaluate

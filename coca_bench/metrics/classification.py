@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from coca_bench.metrics.resampling import Resampler, group_means, summing_matrix
+
 
 def _check_logits_labels(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     logits = np.asarray(logits, dtype=np.float64)
@@ -119,6 +121,28 @@ def classification_metrics_from_samples(
         np.array([s["pred"] for s in samples]), np.array([s["label"] for s in samples])
     )
     return metrics
+
+
+def classification_resampler(samples: Sequence[Mapping[str, Any]], ks: Iterable[int] = (1, 5)) -> Resampler:
+    """:func:`classification_metrics_from_samples` on every bootstrap resample at once (see
+    :mod:`~coca_bench.metrics.resampling`): per-class recalls are count-weighted group means, averaged over the
+    classes the resample holds, as ``np.unique(labels)`` keeps only those."""
+    if not samples:
+        raise ValueError("There are no samples to score.")
+    classes, codes = np.unique(np.array([s["label"] for s in samples]), return_inverse=True)
+    correct = np.array([s["pred"] for s in samples]) == classes[codes]
+    by_class = summing_matrix(np.arange(codes.size), codes, (codes.size, classes.size))
+    hits = {f"acc{k}": [s.get(f"acc{k}") for s in samples] for k in ks}
+    missing = {name: np.array([h is None for h in column], dtype=np.float64) for name, column in hits.items()}
+    filled = {name: np.array([h or 0 for h in column], dtype=np.float64) for name, column in hits.items()}
+
+    def evaluate(counts: np.ndarray) -> dict[str, np.ndarray]:
+        size = counts.sum(axis=1)
+        out = {name: np.where(counts @ missing[name] > 0, np.nan, counts @ filled[name] / size) for name in hits}
+        out["mean_per_class_recall"] = np.nanmean(group_means(counts, by_class, correct), axis=1)
+        return out
+
+    return evaluate
 
 
 def classification_sample_records(

@@ -51,38 +51,27 @@ def resampler_of(aggregate: Callable[..., Any] | None) -> ResamplerFactory | Non
     return getattr(aggregate, "resampler", None)
 
 
-class SegmentSums:
-    """Sums of a matrix's columns by segment (``ids[t]`` is column t's segment), for one segmentation applied to
-    every chunk of resamples: the sort is paid once, each call is one gather and one ``np.add.reduceat``."""
+def summing_matrix(sources: np.ndarray, targets: np.ndarray, shape: tuple[int, int], weights: Any = 1.0) -> Any:
+    """A sparse ``shape`` matrix S with ``S[sources[t], targets[t]] += weights[t]``, so that ``values @ S`` sums the
+    weighted columns of ``values`` into ``targets`` for every row (resample) at once, in compiled code and without
+    any ``(resamples, entries)`` temporary. scipy comes with scikit-learn; it is imported only when a comparison
+    needs it."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
 
-    def __init__(self, ids: np.ndarray, num_segments: int) -> None:
-        import numpy as np
-
-        ids = np.asarray(ids, dtype=np.intp)
-        self.order = np.argsort(ids, kind="stable")
-        ordered = ids[self.order]
-        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if ordered.size else ordered
-        self.present = ordered[self.starts]
-        self.num_segments = num_segments
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """``(rows, num_segments)`` sums of ``values`` ``(rows, columns)``; a segment with no column sums to 0."""
-        import numpy as np
-
-        out = np.zeros((values.shape[0], self.num_segments))
-        if self.starts.size:
-            out[:, self.present] = np.add.reduceat(values[:, self.order], self.starts, axis=1)
-        return out
+    data = np.broadcast_to(np.asarray(weights, dtype=np.float64), np.shape(sources))
+    return csr_matrix((data, (sources, targets)), shape=shape)
 
 
-def group_means(counts: np.ndarray, sums: SegmentSums, values: np.ndarray) -> np.ndarray:
-    """``(resamples, groups)`` means of per-record ``values`` within each group of ``sums``, weighted by ``counts``;
-    NaN for a group that no drawn record falls in (as the mean of an empty list would be)."""
+def group_means(counts: np.ndarray, members: Any, values: np.ndarray) -> np.ndarray:
+    """``(resamples, groups)`` means of per-record ``values`` within each group, weighted by ``counts``, where
+    ``members`` is the ``(records, groups)`` :func:`summing_matrix` of the records' groups; NaN for a group that no
+    drawn record falls in (as the mean of an empty list would be)."""
     import numpy as np
 
-    sizes, totals = sums(counts), sums(counts * np.asarray(values, dtype=np.float64))
+    sizes, totals = counts @ members, (counts * np.asarray(values, dtype=np.float64)) @ members
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sizes > 0, totals / np.maximum(sizes, 1.0), np.nan)
 
 
-__all__ = ["Resampler", "ResamplerFactory", "SegmentSums", "group_means", "resampled_by", "resampler_of"]
+__all__ = ["Resampler", "ResamplerFactory", "group_means", "resampled_by", "resampler_of", "summing_matrix"]

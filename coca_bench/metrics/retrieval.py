@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from coca_bench.metrics.resampling import Resampler
+
 _CHUNK_VALUES = 2**20  # values per step of the row-wise passes (finiteness, hashing): a few MiB of temporaries
 
 
@@ -304,3 +306,58 @@ def retrieval_metrics_from_samples(
     i2t = np.array([s[i2t_field] for s in samples], dtype=np.int64)
     t2i = np.array([r for s in samples for r in s[t2i_field]], dtype=np.int64)
     return retrieval_metrics(i2t, t2i, ks=ks, names=names)
+
+
+def _weighted_medians(sorted_values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``np.median`` of each row's multiset, in which ``sorted_values[j]`` (ascending) occurs ``weights[r, j]``
+    times: the middle element, or the mean of the two middle ones. Rows go in blocks to bound the cumulative sums."""
+    out = np.empty(weights.shape[0])
+    block = max(1, _CHUNK_VALUES // max(1, weights.shape[1]))
+    for start in range(0, weights.shape[0], block):
+        cumulative = np.cumsum(weights[start : start + block], axis=1)
+        total = cumulative[:, -1]
+        # the element at 0-based position p is the first j whose cumulative count exceeds p
+        last = sorted_values.size - 1
+        low = np.minimum((cumulative <= ((total - 1) // 2)[:, None]).sum(axis=1), last)
+        high = np.minimum((cumulative <= (total // 2)[:, None]).sum(axis=1), last)
+        out[start : start + block] = np.where(total > 0, (sorted_values[low] + sorted_values[high]) / 2.0, np.nan)
+    return out
+
+
+def retrieval_resampler(
+    samples: Sequence[Mapping[str, Any]],
+    ks: Iterable[int] = (1, 5, 10),
+    names: tuple[str, str] = ("i2t", "t2i"),
+    rank_fields: tuple[str, str] = ("i2t_rank", "t2i_ranks"),
+) -> Resampler:
+    """:func:`retrieval_metrics_from_samples` on every bootstrap resample at once (see
+    :mod:`~coca_bench.metrics.resampling`): a drawn image brings its texts, so each text weighs its image's count."""
+    if not samples:
+        raise ValueError("There are no samples to score.")
+    ks = tuple(ks)
+    i2t_field, t2i_field = rank_fields
+    image_ranks = np.array([s[i2t_field] for s in samples], dtype=np.int64)
+    text_lists = [s[t2i_field] for s in samples]
+    text_ranks = np.array([r for ranks in text_lists for r in ranks], dtype=np.int64)
+    owner = np.repeat(np.arange(len(samples)), [len(ranks) for ranks in text_lists])
+    texts_per_image = np.bincount(owner, minlength=len(samples)).astype(np.float64)
+    text_rank_sums = np.bincount(owner, weights=text_ranks, minlength=len(samples))
+    text_hits = {k: np.bincount(owner, weights=text_ranks <= k, minlength=len(samples)) for k in ks}
+    image_order, text_order = np.argsort(image_ranks, kind="stable"), np.argsort(text_ranks, kind="stable")
+
+    @np.errstate(invalid="ignore", divide="ignore")  # a resample without texts: NaN (the aggregate would raise)
+    def evaluate(counts: np.ndarray) -> dict[str, np.ndarray]:
+        images, texts = counts.sum(axis=1), counts @ texts_per_image
+        i2t, t2i = names
+        out: dict[str, np.ndarray] = {}
+        for k in ks:
+            out[f"{i2t}_recall@{k}"] = counts @ (image_ranks <= k).astype(np.float64) / images
+        out[f"{i2t}_median_rank"] = _weighted_medians(image_ranks[image_order], counts[:, image_order])
+        out[f"{i2t}_mean_rank"] = counts @ image_ranks.astype(np.float64) / images
+        for k in ks:
+            out[f"{t2i}_recall@{k}"] = counts @ text_hits[k] / texts
+        out[f"{t2i}_median_rank"] = _weighted_medians(text_ranks[text_order], counts[:, owner[text_order]])
+        out[f"{t2i}_mean_rank"] = counts @ text_rank_sums / texts
+        return out
+
+    return evaluate

@@ -1,4 +1,4 @@
-"""VQA v2 accuracy, exactly as the official evaluator computes it (pure Python, no numpy).
+"""VQA v2 accuracy, exactly as the official evaluator computes it (pure Python; numpy only in the bootstrap form).
 
 Transcribed from GT-Vision-Lab/VQA ``PythonEvaluationTools/vqaEvaluation/vqaEval.py`` at commit
 c4e6a0e4e84b9702d99800d3393652d92b5df224, quirks included, so that our numbers equal the official ones:
@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from coca_bench.metrics.resampling import Resampler, group_means, summing_matrix
 
 CONTRACTIONS: dict[str, str] = {
     "aint": "ain't",
@@ -231,6 +233,21 @@ def vqa_accuracy(prediction: str, gt_answers: Sequence[str]) -> float:
     return sum(per_left_out) / len(per_left_out)
 
 
+def _typed_accuracies(samples: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:
+    """(answer type, accuracy) of every record, checked: a bad record must fail the same way on every path."""
+    if not samples:
+        raise ValueError("There are no samples to score.")
+    out = []
+    for s in samples:
+        answer_type, acc = s["answer_type"], float(s["accuracy"])
+        if answer_type not in ANSWER_TYPES:
+            raise ValueError(f"answer_type must be one of {ANSWER_TYPES}; got {answer_type!r}.")
+        if not 0.0 <= acc <= 1.0:
+            raise ValueError(f"Every sample accuracy must be a number in [0, 1]; got {acc}.")
+        out.append((answer_type, acc))
+    return out
+
+
 def vqa_metrics_from_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Overall and per-answer-type accuracy from per-question records (for the bootstrap).
 
@@ -238,19 +255,30 @@ def vqa_metrics_from_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, 
     ``"number"`` or ``"other"``). Every figure is a mean over questions, as in the official ``setAccuracy``;
     a type with no question is NaN rather than absent, so that every resample reports the same keys.
     """
-    if not samples:
-        raise ValueError("There are no samples to score.")
-    accs: list[float] = []
+    typed = _typed_accuracies(samples)
     by_type: dict[str, list[float]] = {t: [] for t in ANSWER_TYPES}
-    for s in samples:
-        answer_type, acc = s["answer_type"], float(s["accuracy"])
-        if answer_type not in by_type:
-            raise ValueError(f"answer_type must be one of {ANSWER_TYPES}; got {answer_type!r}.")
-        if not 0.0 <= acc <= 1.0:
-            raise ValueError(f"Every sample accuracy must be a number in [0, 1]; got {acc}.")
-        accs.append(acc)
+    for answer_type, acc in typed:
         by_type[answer_type].append(acc)
-    metrics = {"accuracy": sum(accs) / len(accs)}
+    metrics = {"accuracy": sum(acc for _, acc in typed) / len(typed)}
     for t in ANSWER_TYPES:
         metrics[f"accuracy_{t}"] = sum(by_type[t]) / len(by_type[t]) if by_type[t] else float("nan")
     return metrics
+
+
+def vqa_resampler(samples: Sequence[Mapping[str, Any]]) -> Resampler:
+    """:func:`vqa_metrics_from_samples` on every bootstrap resample at once (count-weighted means per answer type;
+    see :mod:`~coca_bench.metrics.resampling`)."""
+    import numpy as np
+
+    typed = _typed_accuracies(samples)
+    accuracy = np.array([acc for _, acc in typed])
+    types = [ANSWER_TYPES.index(t) for t, _ in typed]
+    by_type = summing_matrix(np.arange(len(types)), np.array(types), (len(types), len(ANSWER_TYPES)))
+
+    def evaluate(counts: np.ndarray) -> dict[str, np.ndarray]:
+        per_type = group_means(counts, by_type, accuracy)
+        out = {"accuracy": counts @ accuracy / counts.sum(axis=1)}
+        out.update({f"accuracy_{t}": per_type[:, j] for j, t in enumerate(ANSWER_TYPES)})
+        return out
+
+    return evaluate

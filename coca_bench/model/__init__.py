@@ -1,22 +1,35 @@
-"""The CoCa model: network, configs and presets, checkpoints, tokenizer, preprocessing, generation, video."""
+"""The CoCa model: network, configs and presets, checkpoints, tokenizer, preprocessing, generation, video.
 
-from .api import CocaModel, from_network, load_model
-from .checkpoints import BUNDLED_CHECKPOINTS, DEFAULT_CHECKPOINTS, load_checkpoint, save_native
-from .coca import CoCa
-from .config import PRESETS, CocaConfig, get_preset
-from .generation import GenerationConfig
+Names are imported on first use (PEP 562), so that the torch-free parts (:mod:`.catalog`, :mod:`.config`) can be
+used without importing torch: a fully cached run never builds a network.
+"""
 
-__all__ = [
-    "BUNDLED_CHECKPOINTS",
-    "CoCa",
-    "CocaConfig",
-    "CocaModel",
-    "DEFAULT_CHECKPOINTS",
-    "GenerationConfig",
-    "PRESETS",
-    "from_network",
-    "get_preset",
-    "load_checkpoint",
-    "load_model",
-    "save_native",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "CocaModel": "api",
+    "from_network": "api",
+    "load_model": "api",
+    "BUNDLED_CHECKPOINTS": "catalog",
+    "DEFAULT_CHECKPOINTS": "catalog",
+    "checkpoint_identity": "catalog",
+    "load_checkpoint": "checkpoints",
+    "save_native": "checkpoints",
+    "CoCa": "coca",
+    "PRESETS": "config",
+    "CocaConfig": "config",
+    "get_preset": "config",
+    "GenerationConfig": "generation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'coca_bench.model' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+
+__all__ = sorted(_WHERE)

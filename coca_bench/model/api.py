@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 from collections.abc import Iterator
 
 import torch
 
 from . import video
+from .catalog import display_name, model_fingerprint
 from .checkpoints import load_checkpoint
 from .coca import CoCa
 from .generation import GenerationConfig, generate
@@ -36,15 +36,13 @@ class CocaModel:
     ) -> None:
         self.network = network.eval()
         self.config = network.cfg
-        self.name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "checkpoint"
+        self.name = display_name(name)
         self.spec = spec
         self.weights_sha256 = weights_sha256
         self.tokenizer = build_tokenizer(tokenizer_name, self.config.text.context_length)
         self.preprocess = build_preprocess(self.config.preprocess)
         self.preprocess_fingerprint = preprocess_fingerprint(self.config.preprocess)
-        self.fingerprint = hashlib.sha256(
-            f"{weights_sha256}|{self.config.to_json()}|{self.tokenizer.fingerprint}".encode()
-        ).hexdigest()
+        self.fingerprint = model_fingerprint(weights_sha256, self.config.to_json(), self.tokenizer.fingerprint)
         self.device = torch.device(device)
         self.network.to(self.device)
 

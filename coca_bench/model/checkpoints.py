@@ -22,34 +22,18 @@ import torch
 
 from ..cache import cache_root
 from ..fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from .catalog import (
+    BUNDLED_CHECKPOINTS,
+    CONFIG_FILE,
+    FORMAT,
+    SHIPPED_CHECKPOINTS,
+    SHIPPED_DIR,
+    WEIGHTS_FILE,
+    bundled_folder,
+)
 from .coca import CoCa
 from .config import CocaConfig, from_open_clip, get_preset
 
-FORMAT = "coca_bench"
-WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
-
-
-@dataclass(frozen=True)
-class BundledCheckpoint:
-    preset: str
-    seed: int
-    description: str
-
-
-# Generated on first use from a preset and a seed: random weights, so their scores are chance-level baselines.
-BUNDLED_CHECKPOINTS: dict[str, BundledCheckpoint] = {
-    "tiny-random-s0": BundledCheckpoint("tiny", 0, "tiny open_clip-style CoCa, seeded random weights (seed 0)"),
-    "tiny-random-s1": BundledCheckpoint("tiny", 1, "tiny open_clip-style CoCa, seeded random weights (seed 1)"),
-}
-# Trained checkpoints that ship inside the package (coca_bench/checkpoints_data/<name>/, each with a MODEL_CARD.md):
-# one run of `coca-bench train` on generated scenes, its final and its early weights.
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints_data"
-SHIPPED_CHECKPOINTS: dict[str, str] = {
-    "demo": "small CoCa (coca-demo preset) trained on generated scenes: final weights",
-    "demo-early": "the same training run's early weights: the baseline demo is compared against",
-}
-# The default run: the trained model against its own early weights, so the first table shows real differences.
-DEFAULT_CHECKPOINTS: list[str] = ["demo", "demo-early"]
 SPARSE_METADATA = "coca_bench.sparse_rows"
 
 
@@ -257,7 +241,7 @@ def _fetch_open_clip_tag(arch: str, tag: str) -> Path:
 def bundled_path(name: str) -> Path:
     """Generate a bundled checkpoint on first use (seeded, so the bytes are the same on every machine)."""
     entry = BUNDLED_CHECKPOINTS[name]
-    folder = cache_root() / "checkpoints" / name
+    folder = bundled_folder(name)
     if not (folder / CONFIG_FILE).is_file():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(entry.seed)

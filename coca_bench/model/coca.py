@@ -102,17 +102,46 @@ class TextEncoder(nn.Module):
             return torch.cat([torch.ones_like(valid[:, :1]), valid[:, :-1]], dim=1)
         return valid
 
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(text embedding [B, E] before normalisation, token outputs [B, L, W] that feed the decoder)."""
+    def cls_key_valid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Whether the [CLS] position (appended after all L tokens) may be attended to: [B, 1] bool.
+
+        open_clip's legacy mask gives the CLS key the validity of token L-1, so a prompt shorter than the context
+        does not let its CLS attend to itself; the correct mask always does.
+        """
+        if self.legacy_cls_mask:
+            return tokens[:, -1:] != self.pad_id
+        return torch.ones_like(tokens[:, :1], dtype=torch.bool)
+
+    @staticmethod
+    def kept_length(keys: torch.Tensor) -> int:
+        """The shortest prefix of token positions that holds every key any row may attend to ([B, L] validity).
+
+        A position no query may attend to cannot change the CLS output (attention is causal and the position is
+        masked as a key), so everything after the last attendable position can be left out of the computation.
+        With the correct mask that is the last real token of the longest row; with the legacy mask, whose
+        validity is shifted by one, the first pad after it, which the CLS does attend to.
+        """
+        attendable = keys.any(dim=0)
+        positions = torch.arange(1, keys.shape[1] + 1, device=keys.device)
+        return int((positions * attendable).max()) if keys.shape[1] else 0
+
+    def forward(self, tokens: torch.Tensor, trim_padding: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(text embedding [B, E] before normalisation, token outputs [B, K, W] that feed the decoder).
+
+        ``trim_padding=False``: K = L, open_clip's computation over the whole input. ``trim_padding=True`` computes
+        only the first K = :meth:`kept_length` positions (about 10 of 76 for a zero-shot prompt): the embedding is
+        the same up to float rounding and so are the K token outputs; the [CLS] keeps the positional embedding of
+        position L and the key validity it has over the whole input.
+        """
         b, length = tokens.shape
-        x = self.token_embedding(tokens)
-        x = torch.cat([x, self.cls_emb.to(x.dtype).expand(b, 1, -1)], dim=1)
-        x = x + self.positional_embedding[: length + 1].to(x.dtype)
-        valid = tokens != self.pad_id
-        cls_valid = torch.ones_like(valid[:, :1])
-        # the key mask over [tokens..., CLS]: legacy shifts the vector by one (the CLS key takes token L-1's validity)
-        keys = torch.cat([cls_valid, valid] if self.legacy_cls_mask else [valid, cls_valid], dim=1)
-        mask = causal_mask(length + 1, tokens.device)[None, None] & keys[:, None, None, :]
+        keys = self.key_valid(tokens)
+        keep = self.kept_length(keys) if trim_padding else length
+        x = self.token_embedding(tokens[:, :keep])
+        x = x + self.positional_embedding[:keep].to(x.dtype)
+        cls = self.cls_emb.to(x.dtype) + self.positional_embedding[length].to(x.dtype)
+        x = torch.cat([x, cls.expand(b, 1, -1)], dim=1)
+        keys = torch.cat([keys[:, :keep], self.cls_key_valid(tokens)], dim=1)
+        mask = causal_mask(keep + 1, tokens.device)[None, None] & keys[:, None, None, :]
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_final(x[:, -1]) @ self.text_projection, x[:, :-1]
@@ -171,7 +200,9 @@ class CoCa(nn.Module):
         return F.normalize(latent, dim=-1) if normalize else latent
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        latent = self.text(tokens)[0]
+        """Computed only up to the longest prompt's last attendable position (:meth:`TextEncoder.forward`): padding
+        changes nothing but the cost, and a zero-shot prompt is ~10 of the context's 76 tokens."""
+        latent = self.text(tokens, trim_padding=True)[0]
         return F.normalize(latent, dim=-1) if normalize else latent
 
     def forward(self, pixels: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:

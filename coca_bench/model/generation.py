@@ -12,7 +12,8 @@ Semantics follow open_clip 3.3.0's ``CoCa.generate`` so that published captionin
 
 ``decode_dtype="bf16"`` is an opt-in speed-up, not open_clip's computation: the text layers, the decoder, its caches
 and the image keys/values run in bf16 (fast on CPUs with AMX / AVX-512-BF16), while scores are compared in fp32.
-Tokens then mostly, not always, equal fp32's; the default ``"fp32"`` keeps exact parity.
+Tokens then mostly, not always, equal fp32's; the default ``"fp32"`` keeps exact parity. On a CPU without native bf16
+arithmetic it is slower than fp32 (:mod:`coca_bench.hardware`): it then still runs in bf16, after a one-line warning.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from .. import hardware
 from .coca import CoCa
 
 Strategy = Literal["greedy", "beam", "top_k", "top_p"]
@@ -136,6 +138,8 @@ def generate(
     if cfg.strategy == "beam" and prompt is not None:
         raise ValueError("a prompt is supported for greedy and sampling strategies, not beam search.")
     cfg.check_fits(model.cfg.text.context_length, 1 if prompt is None else prompt.shape[1])
+    if cfg.decode_dtype == "bf16" and image_tokens.device.type == "cpu":
+        hardware.warn_if_bf16_is_slow("decode_dtype=bf16")
     if cfg.strategy == "beam":
         return _beam_search(model, image_tokens, cfg)
     return _sample(model, image_tokens, cfg, prompt)

@@ -173,7 +173,10 @@ class AttentionalPooler(nn.Module):
 
 
 def onednn_bf16_available(device: torch.device) -> bool:
-    """Whether prepacked oneDNN bf16 linears can run here: a CPU tensor, and a torch build and CPU with bf16 support."""
+    """Whether prepacked oneDNN bf16 linears can run here: a CPU tensor, and a torch build and CPU with bf16 support.
+
+    Can run, not run fast: oneDNN also runs bf16 by emulation on any AVX-512 CPU (its check is ``avx512_core``), where
+    it is slower than fp32. Whether this CPU has native bf16 is :func:`coca_bench.hardware.detect`'s answer."""
     ops = torch.ops.mkldnn
     return (
         device.type == "cpu"

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
+
+from .catalog import tokenizer_fingerprint
 
 
 class ClipBpeTokenizer:
     name = "clip_bpe"
 
     def __init__(self, context_length: int, sot_id: int = 49406, eot_id: int = 49407, pad_id: int = 0) -> None:
-        from open_clip.tokenizer import SimpleTokenizer, default_bpe
+        from open_clip.tokenizer import SimpleTokenizer
 
         self.context_length = context_length
         self.sot_id, self.eot_id, self.pad_id = sot_id, eot_id, pad_id
         self._bpe = SimpleTokenizer(context_length=context_length)
-        vocab_file = Path(default_bpe())
-        self.fingerprint = hashlib.sha256(vocab_file.read_bytes() + f"|ctx={context_length}".encode()).hexdigest()
+        self.fingerprint = tokenizer_fingerprint(self.name, context_length)
 
     def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
         """[N, context_length] token ids: start, BPE tokens, end, padding (too-long texts are truncated)."""

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from coca_bench.compare.matching import MetricComparison, compare_runs
-from coca_bench.compare.render import comparison_chart, comparison_frame
+from coca_bench.compare.render import (
+    checkpoint_colours,
+    compared_checkpoints,
+    comparison_chart,
+    comparison_frame,
+    defined_rows,
+    order_rows,
+)
 from coca_bench.fileio import atomic_write_text, canonical_json
 from coca_bench.registry import TaskSpec
 from coca_bench.report.media import MediaIndex, media_index
@@ -27,10 +34,13 @@ from coca_bench.results import (
     ResultStore,
     best_checkpoints,
     format_number,
+    ordered_metric_order,
+    record_groups,
     results_frame,
     summary_columns,
     summary_frame,
     summary_notes,
+    undefined_columns,
 )
 
 REPORT_HTML = "report.html"
@@ -56,8 +66,20 @@ th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: right; ver
 table.summary td, table.comparison td { white-space: nowrap; }
 th { background: var(--head); font-weight: 600; }
 td:first-child, th:first-child { text-align: left; }
-table.summary td:first-child { position: sticky; left: 0; background: #fff; font-weight: 600; }
-table.summary th.task { text-align: center; }
+.summary-grid { display: grid; gap: 14px 18px; align-items: start;
+                grid-template-columns: repeat(auto-fill, minmax(min(100%, var(--card, 300px)), 1fr)); }
+.summary-card { overflow-x: auto; }
+table.summary { width: 100%; font-size: 13px; }
+table.summary caption { text-align: left; padding: 0 0 3px; }
+table.summary caption a { font-weight: 700; color: #1d3557; }
+table.summary caption .groups { color: var(--muted); font-size: 11.5px; margin-left: 6px; }
+table.summary th, table.summary td { padding: 3px 7px; }
+table.summary th { font-size: 12px; white-space: nowrap; vertical-align: bottom; }
+table.summary th .role { font-weight: 400; color: var(--muted); font-size: 11px; }
+table.summary tr.headline td:first-child { font-weight: 700; }
+td.undefined { color: var(--muted); }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px;
+          vertical-align: -1px; }
 td.best { background: #d8f3dc; font-weight: 700; }
 td.best::before { content: "★ "; color: #2d6a4f; }
 td.better { color: var(--better); font-weight: 700; }
@@ -111,42 +133,68 @@ def _anchor(task: str) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def _summary_section(records: Sequence[dict], metric_order: Mapping[str, Sequence[str]] | None) -> str:
+def _checkpoint_head(checkpoint: str, colours: Mapping[str, str], baseline: str | None) -> str:
+    """A column head with the checkpoint's chart colour, so that the table and the chart read together."""
+    colour = colours.get(checkpoint)
+    swatch = f'<span class="swatch" style="background:{colour}"></span>' if colour else ""
+    role = '<br><span class="role">baseline</span>' if checkpoint == baseline else ""
+    return f'<th data-checkpoint="{escape(checkpoint)}">{swatch}{escape(checkpoint)}{role}</th>'
+
+
+def _summary_section(
+    records: Sequence[dict],
+    metric_order: Mapping[str, Sequence[str]],
+    checkpoints: Sequence[str],
+    colours: Mapping[str, str],
+    baseline: str | None,
+) -> str:
+    """One small table per task (metrics down, checkpoints across), in a grid that wraps to the window: a summary
+    of 14 tasks and 80 metrics fits a 1,400-pixel page instead of running 80 columns off its side. Tasks come in
+    ``metric_order``'s order (headline tasks first, grouped); a metric undefined for every checkpoint is left out
+    and named below."""
     results = results_frame(records)
     columns = summary_columns(results, metric_order)
     if not columns:
         return '<section id="summary"><h2>Summary</h2><p>No results yet.</p></section>'
     values, ran = summary_frame(results, metric_order)
+    undefined = undefined_columns(values)
     directions = {f"{t}/{m}": up for t, m, up in columns}
     best = best_checkpoints(values, directions)
-    groups: list[tuple[str, int]] = []
-    for task, _, _ in columns:
-        if groups and groups[-1][0] == task:
-            groups[-1] = (task, groups[-1][1] + 1)
-        else:
-            groups.append((task, 1))
-    top = "".join(
-        f'<th class="task" colspan="{n}"><a href="#{_anchor(task)}">{escape(task)}</a></th>' for task, n in groups
-    )
-    second = "".join(
-        f'<th title="{"higher" if up else "lower"} is better">{escape(metric)} {_arrow(up)}</th>'
-        for _, metric, up in columns
-    )
-    body = []
-    for checkpoint in values.index:
-        cells = []
-        for task, metric, _ in columns:
+    groups = record_groups(records)
+    by_task: dict[str, list[tuple[str, bool]]] = {}
+    for task, metric, up in columns:
+        if f"{task}/{metric}" not in undefined:
+            by_task.setdefault(task, []).append((metric, up))
+    heads = "".join(_checkpoint_head(c, colours, baseline) for c in checkpoints)
+    cards = []
+    for task, metrics in by_task.items():
+        body = []
+        for index, (metric, up) in enumerate(metrics):
             column = f"{task}/{metric}"
-            if not ran.at[checkpoint, column]:
-                cells.append('<td title="not run"></td>')
-                continue
-            marked = checkpoint in best.get(column, ())
-            value = values.at[checkpoint, column]
-            text = format_number(float(value))
-            cells.append(
-                f'<td class="best" title="best on {escape(column)}">{text}</td>' if marked else f"<td>{text}</td>"
+            cells = []
+            for checkpoint in checkpoints:
+                if not ran.at[checkpoint, column]:
+                    cells.append('<td title="not run"></td>')
+                    continue
+                value = values.at[checkpoint, column]
+                if math.isnan(value):
+                    cells.append('<td class="undefined" title="undefined for this run">–</td>')
+                elif checkpoint in best.get(column, ()):
+                    cells.append(f'<td class="best" title="best on {escape(column)}">{format_number(value)}</td>')
+                else:
+                    cells.append(f"<td>{format_number(float(value))}</td>")
+            css = ' class="headline"' if index == 0 else ""
+            direction = "higher" if up else "lower"
+            body.append(
+                f'<tr{css} data-metric="{escape(metric)}"><td title="{direction} is better">{escape(metric)} '
+                f"{_arrow(up)}</td>{''.join(cells)}</tr>"
             )
-        body.append(f'<tr data-checkpoint="{escape(checkpoint)}"><td>{escape(checkpoint)}</td>{"".join(cells)}</tr>')
+        label = " · ".join(groups.get(task, ()))
+        cards.append(
+            f'<div class="summary-card" data-task="{escape(task)}"><table class="summary">'
+            f'<caption><a href="#{_anchor(task)}">{escape(task)}</a><span class="groups">{escape(label)}</span>'
+            f"</caption><thead><tr><th>metric</th>{heads}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+        )
     by_checkpoint: dict[str, dict[str, dict]] = {}
     for record in records:
         by_checkpoint.setdefault(record["checkpoint"]["name"], {})[record["task"]["name"]] = record
@@ -158,39 +206,57 @@ def _summary_section(records: Sequence[dict], metric_order: Mapping[str, Sequenc
         if notes
         else ""
     )
+    left_out = (
+        f'<p class="legend">Left out, undefined for every checkpoint: {escape(", ".join(undefined))}.</p>'
+        if undefined
+        else ""
+    )
+    # the width a card needs (8 px a character of 13 px text, a little more than needed), so that every card fits
+    metric_px = 40 + 8 * max(len(metric) + 2 for metrics in by_task.values() for metric, _ in metrics)
+    card_px = metric_px + sum(max(96, 34 + 8 * len(c)) for c in checkpoints)
     return (
         '<section id="summary"><h2>Summary</h2>'
-        '<p class="legend">One row per checkpoint. ↑ higher is better, ↓ lower is better; ★ the best checkpoint on '
-        "that metric (where two or more have a value; ties share it); empty: not run; nan: undefined.</p>"
-        '<div class="scroll"><table class="summary" id="summary-table">'
-        f'<thead><tr><th rowspan="2">checkpoint</th>{top}</tr><tr>{second}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>{notes_html}</section>"
+        '<p class="legend">One table per task, headline tasks first; the first metric (bold) is the task\'s '
+        "headline. ↑ higher is better, ↓ lower is better; ★ the best checkpoint on that metric (where two or more "
+        "have a value; ties share it); empty: not run; –: undefined for that run.</p>"
+        f'<div class="summary-grid" id="summary-table" style="--card: {card_px}px">{"".join(cards)}</div>'
+        f"{left_out}{notes_html}</section>"
     )
 
 
 # --------------------------------------------------------------------------- comparison
 
 
-def _by_scale(rows: Sequence[MetricComparison]) -> list[list[MetricComparison]]:
-    """Rows of metrics on a unit scale (recalls, accuracies, CIDEr) apart from the others (ranks), so that a delta of
-    0.05 in recall is not drawn as nothing next to a delta of 8 in median rank; one chart per group."""
-    unit, other = [], []
-    for row in rows:
-        values = [row.baseline_value, *(v for c in row.cells.values() for v in (c.value, c.ci_low, c.ci_high))]
-        (unit if all(abs(v) <= 2.0 for v in values if math.isfinite(v)) else other).append(row)
-    return [group for group in (unit, other) if group]
+_CHART_LEGEND = (
+    "Bars: the delta against the baseline <b>{baseline}</b>, sign-flipped for ↓ metrics (marked “flipped”) so that "
+    "right is better in every panel; whiskers: the {confidence:.0%} paired bootstrap interval ({n} resamples, pairs "
+    "matched by sample id). Solid, bold and *: significant (the interval excludes 0); hollow: not significant; "
+    "hatched: not like for like. Each checkpoint has one colour throughout."
+)
 
 
-def _comparison_html(rows: Sequence[MetricComparison], n_resamples: int) -> str:
+def _overview_html(rows: Sequence[MetricComparison], checkpoints: Sequence[str], n_resamples: int) -> str:
+    """The chart of ``comparison.png``, every task at a glance, as SVG."""
+    rows = defined_rows(rows)
+    if not rows:
+        return ""
+    chart = _data_uri(comparison_chart(rows, "svg", checkpoints=checkpoints), "image/svg+xml")
+    legend = _CHART_LEGEND.format(baseline=escape(rows[0].baseline), confidence=rows[0].confidence, n=n_resamples)
+    return (
+        '<section id="comparison"><h2>Comparison</h2>'
+        f'<img class="chart" src="{chart}" alt="improvement over the baseline, one panel per task">'
+        f'<p class="legend">{legend} Per task below: the same panel with the table of its cells.</p></section>'
+    )
+
+
+def _comparison_html(rows: Sequence[MetricComparison], checkpoints: Sequence[str], n_resamples: int) -> str:
+    rows = defined_rows(rows)
     if not rows:
         return '<p class="muted">Nothing to compare: only one checkpoint has this task (or not the baseline).</p>'
     frame = comparison_frame(rows)
     task = rows[0].task
-    charts = "".join(
-        f'<img class="chart" src="{_data_uri(comparison_chart(group, "svg", with_task=False), "image/svg+xml")}" '
-        f'alt="deltas of {escape(task)} with their intervals">'
-        for group in _by_scale(rows)
-    )
+    chart = _data_uri(comparison_chart(rows, "svg", checkpoints=checkpoints, title=False), "image/svg+xml")
+    charts = f'<img class="chart" src="{chart}" alt="improvement of {escape(task)} with its intervals">'
     body = []
     for cell in frame.to_dict("records"):
         no_ci = math.isnan(cell["ci_low"])
@@ -210,10 +276,10 @@ def _comparison_html(rows: Sequence[MetricComparison], n_resamples: int) -> str:
     confidence = rows[0].confidence
     return (
         f"{charts}"
-        f'<p class="legend">Delta of each checkpoint against the baseline <b>{escape(rows[0].baseline)}</b>, with the '
-        f"{confidence:.0%} paired bootstrap interval ({n_resamples} resamples, pairs matched by sample id). "
-        "* significant: the interval excludes 0; green: significantly better, red: significantly worse (by the "
-        "metric's direction); hatched: not like for like.</p>"
+        f'<p class="legend">Against the baseline <b>{escape(rows[0].baseline)}</b>, with {confidence:.0%} paired '
+        f"bootstrap intervals ({n_resamples} resamples, pairs matched by sample id). The bars read as in the "
+        '<a href="#comparison">chart of every task</a>: right is better (↓ metrics flipped), solid and * significant. '
+        "In the table the delta keeps its sign; green: significantly better, red: significantly worse.</p>"
         '<div class="scroll"><table class="comparison"><thead><tr><th>metric</th><th>checkpoint</th>'
         "<th>baseline</th><th>value</th><th>delta</th>"
         f"<th>{confidence:.0%} CI</th><th>significant</th><th>note</th></tr></thead>"
@@ -311,6 +377,7 @@ def _task_section(
     store: ResultStore,
     media_cache: dict[str, MediaIndex],
     n_resamples: int,
+    checkpoints: Sequence[str] = (),
 ) -> str:
     first = records[0]
     description = (spec.description if spec is not None else first["task"].get("description")) or ""
@@ -327,7 +394,7 @@ def _task_section(
         f'<section class="task" id="{_anchor(task)}"><h2>{escape(task)}</h2>'
         f'<p>{escape(description)}</p><p class="legend">Metrics: {metrics}. '
         f"{len(records)} checkpoint(s).</p>{_warnings_html(records)}"
-        f"<h3>Comparison</h3>{_comparison_html(rows, n_resamples)}"
+        f"<h3>Comparison</h3>{_comparison_html(rows, checkpoints, n_resamples)}"
         f"<h3>Samples</h3>{samples_section(samples, media_cache[key])}"
         f"<h3>Skipped samples</h3>{_skipped_html(records)}"
         f"<h3>Provenance</h3>{_provenance_html(records)}</section>"
@@ -346,15 +413,20 @@ def build_report(
     output_dir = Path(output_dir)
     store = ResultStore(output_dir)
     records = store.records()
-    metric_order = {name: [m.name for m in spec.metrics] for name, spec in (specs or {}).items()}
+    # tasks in reading order (headline tasks first, grouped as `--tasks list` lists them), everywhere on the page
+    metric_order = ordered_metric_order(records, {n: [m.name for m in s.metrics] for n, s in (specs or {}).items()})
+    groups = record_groups(records)
+    rows = order_rows(rows, {task: groups[task] for task in metric_order})  # ties broken as in the summary
     by_task: dict[str, list[dict]] = {}
     for record in records:
         by_task.setdefault(record["task"]["name"], []).append(record)
-    order = [t for t in metric_order if t in by_task] + sorted(t for t in by_task if t not in metric_order)
+    order = list(metric_order)
     baseline = rows[0].baseline if rows else None
     for task_records in by_task.values():  # the baseline's result first, then the others by name
         task_records.sort(key=lambda r: (r["checkpoint"]["name"] != baseline, r["checkpoint"]["name"]))
     checkpoints = sorted({r["checkpoint"]["name"] for r in records})
+    compared = compared_checkpoints(rows)  # the chart's colour order; the baseline first in every table
+    columns = ([baseline] if baseline in checkpoints else []) + [c for c in checkpoints if c != baseline]
     moment = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     media_cache: dict[str, MediaIndex] = {}
     sections = [
@@ -366,10 +438,12 @@ def build_report(
             store,
             media_cache,
             n_resamples,
+            compared,
         )  # fmt: skip
         for task in order
     ]
     nav = "".join(f'<a href="#{_anchor(t)}">{escape(t)}</a>' for t in order)
+    overview_link = '<a href="#comparison">Comparison</a>' if defined_rows(rows) else ""
     subtitle = (
         f"{escape(str(output_dir))} · {len(checkpoints)} checkpoint(s), {len(order)} task(s)"
         + (f" · baseline {escape(baseline)}" if baseline else "")
@@ -383,8 +457,9 @@ def build_report(
         f"<title>coca-bench report: {escape(output_dir.name or str(output_dir))}</title>"
         f"<style>{CSS}</style></head><body>"
         f"<header><h1>coca-bench report</h1><p>{subtitle}</p></header><main>"
-        f'<nav><a href="#summary">Summary</a>{nav}</nav>'
-        f"{_summary_section(records, metric_order)}{''.join(sections)}"
+        f'<nav><a href="#summary">Summary</a>{overview_link}{nav}</nav>'
+        f"{_summary_section(records, metric_order, columns, checkpoint_colours(compared), baseline)}"
+        f"{_overview_html(rows, compared, n_resamples)}{''.join(sections)}"
         "</main></body></html>\n"
     )
 
@@ -399,10 +474,10 @@ def write_report(
     rows: Sequence[MetricComparison] | None = None,
 ) -> Path:
     """Write ``output_dir/report.html``; ``rows`` reuses a comparison already computed (``compare`` passes its own),
-    otherwise it is computed here with ``specs``' aggregates, like ``compare`` does."""
+    otherwise it is computed here with ``specs``' aggregates, like ``compare`` does (or read from its cache)."""
     output_dir = Path(output_dir)
     if rows is None:
-        rows = compare_runs(output_dir, baseline=baseline, specs=specs, n_resamples=n_resamples, seed=seed)
+        rows = compare_runs(output_dir, baseline, specs, n_resamples=n_resamples, seed=seed, cache=True)
     path = output_dir / REPORT_HTML
     atomic_write_text(path, build_report(output_dir, rows, specs, n_resamples=n_resamples))
     return path

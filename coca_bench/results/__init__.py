@@ -29,23 +29,31 @@ from coca_bench.results.schema import (
 )
 from coca_bench.results.store import CHECKPOINT_FILE, SAMPLES_SUFFIX, ResultStore
 from coca_bench.results.tables import (
+    DEFAULT_GROUP_ORDER,
     SUMMARY_CSV,
     SUMMARY_MD,
+    TRAINED_GROUPS,
     format_number,
     format_results_table,
+    ordered_metric_order,
+    record_groups,
     render_markdown_table,
     render_text_table,
     summary_notes,
+    task_order,
+    undefined_columns,
     write_summary,
 )
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "DEFAULT_GROUP_ORDER",
     "RESULT_COLUMNS",
     "SAMPLES_SUFFIX",
     "SCHEMA_VERSION",
     "SUMMARY_CSV",
     "SUMMARY_MD",
+    "TRAINED_GROUPS",
     "CheckpointInfo",
     "ResultStore",
     "RunRecordInputs",
@@ -58,12 +66,16 @@ __all__ = [
     "format_results_table",
     "load_results",
     "load_samples",
+    "ordered_metric_order",
+    "record_groups",
     "render_markdown_table",
     "render_text_table",
     "results_frame",
     "summary_columns",
     "summary_frame",
     "summary_notes",
+    "task_order",
+    "undefined_columns",
     "utc_timestamp",
     "write_summary",
 ]

@@ -5,14 +5,70 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coca_bench.fileio import atomic_write_text
 from coca_bench.results.frames import results_frame, summary_columns, summary_frame
 from coca_bench.results.schema import comparability_differences, provenance_differences
 from coca_bench.results.store import ResultStore
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
+
+DEFAULT_GROUP_ORDER: tuple[str, ...] = (
+    "image", "video", "zeroshot", "retrieval", "captioning", "vqa", "multimodal", "classification",
+)  # fmt: skip
+"""How task groups rank in every listing (``--tasks list``, the summaries, the comparison chart): image before video,
+then zero-shot, retrieval, captioning, VQA. Groups not named here rank after these, alphabetically."""
+TRAINED_GROUPS: tuple[str, ...] = ("probe",)
+"""Groups of tasks that train something on the frozen features: listed after the tasks that score the checkpoint as
+it is (the headline numbers)."""
+
+
+def task_order(groups: Mapping[str, Sequence[str]]) -> list[str]:
+    """Task names in reading order: headline tasks first, tasks with the same groups together.
+
+    ``groups``: task name -> its groups (as ``--tasks list`` shows them), in registry order, which breaks ties. The
+    order comes from the groups alone, so a plugin task finds its place without being named anywhere.
+    """
+    rank = {group: i for i, group in enumerate(DEFAULT_GROUP_ORDER)}
+    position = {name: i for i, name in enumerate(groups)}
+
+    def key(name: str) -> tuple[bool, tuple[tuple[int, str], ...], int]:
+        names = tuple(groups[name])
+        trained = any(group in TRAINED_GROUPS for group in names)
+        return trained, tuple((rank.get(group, len(rank)), group) for group in names), position[name]
+
+    return sorted(groups, key=key)
+
+
+def record_groups(records: Sequence[Mapping]) -> dict[str, tuple[str, ...]]:
+    """Task name -> groups, as the stored records declare them (first record of each task wins)."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for record in records:
+        task = record["task"]
+        groups.setdefault(task["name"], tuple(task.get("groups") or ()))
+    return groups
+
+
+def ordered_metric_order(
+    records: Sequence[Mapping], metric_order: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, list[str]]:
+    """``metric_order`` (task -> declared metrics) re-keyed in :func:`task_order`, covering every stored task: what
+    :func:`~coca_bench.results.summary_columns` needs to lay the summary out in reading order."""
+    order = dict(metric_order or {})
+    stored = record_groups(records)
+    known = {name: stored[name] for name in order if name in stored}
+    known.update({name: stored[name] for name in sorted(stored) if name not in known})
+    return {name: list(order.get(name, ())) for name in task_order(known)}
+
+
+def undefined_columns(values: pd.DataFrame) -> list[str]:
+    """Summary columns with no defined value for any checkpoint (acc5 with 3 classes): left out of the tables."""
+    return [column for column in values.columns if values[column].isna().all()]
 
 
 def format_number(value: float | None, digits: int = 4) -> str:
@@ -45,21 +101,29 @@ def render_markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) 
 def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | None = None) -> tuple[Path, Path]:
     """``summary.csv`` (full precision) and ``summary.md`` (4 decimals): one row per checkpoint, from the frames.
 
-    Columns are ``<task>/<metric>``; an empty cell means the task was not run for that checkpoint, ``nan`` means
-    the metric is undefined (e.g. acc5 with < 5 classes).
+    Columns are ``<task>/<metric>``, tasks in :func:`task_order` (headline tasks first, grouped); an empty cell means
+    the task was not run for that checkpoint, ``nan`` means the metric is undefined (e.g. acc5 with < 5 classes). A
+    metric undefined for every checkpoint stays in the CSV (scripts read fixed columns) but is left out of the
+    Markdown table, which says so below it.
     """
     output_dir = Path(output_dir)
     records = ResultStore(output_dir).records()
     results = results_frame(records)
-    columns = summary_columns(results, metric_order)
+    metric_order = ordered_metric_order(records, metric_order)
     values, ran = summary_frame(results, metric_order)
 
     # CSV: the floats themselves (str of a float is its shortest round-trip form), "" where not run, "nan" undefined
     cells = values.astype(object).where(ran, "").mask(ran & values.isna(), "nan")
     csv_text = cells.reset_index().to_csv(index=False, lineterminator="\n")
+    undefined = undefined_columns(values)
+    columns = [(t, m, up) for t, m, up in summary_columns(results, metric_order) if f"{t}/{m}" not in undefined]
+    shown = [f"{t}/{m}" for t, m, _ in columns]
     md_header = ["checkpoint", *(f"{t}/{m} {'↑' if up else '↓'}" for t, m, up in columns)]
     md_rows = [
-        [checkpoint, *(format_number(v) if r else "" for v, r in zip(values.loc[checkpoint], ran.loc[checkpoint]))]
+        [
+            checkpoint,
+            *(format_number(v) if r else "" for v, r in zip(values.loc[checkpoint, shown], ran.loc[checkpoint, shown])),
+        ]
         for checkpoint in values.index
     ]
     by_checkpoint: dict[str, dict[str, dict]] = {}
@@ -70,6 +134,8 @@ def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | 
         render_markdown_table(md_header, md_rows) if columns else "No results yet."
     )
     markdown += "\n\n↑ higher is better, ↓ lower is better; empty: not run; nan: undefined.\n"
+    if undefined:
+        markdown += f"\nLeft out, undefined for every checkpoint: {', '.join(undefined)}.\n"
     if notes:
         markdown += "\nNot like for like (compare with care):\n\n" + "".join(f"- {n}\n" for n in notes)
     csv_path, md_path = output_dir / SUMMARY_CSV, output_dir / SUMMARY_MD
@@ -125,12 +191,18 @@ def format_results_table(records: list[dict]) -> str:
 
 
 __all__ = [
+    "DEFAULT_GROUP_ORDER",
     "SUMMARY_CSV",
     "SUMMARY_MD",
+    "TRAINED_GROUPS",
     "format_number",
     "format_results_table",
     "render_markdown_table",
+    "ordered_metric_order",
+    "record_groups",
     "render_text_table",
     "summary_notes",
+    "task_order",
+    "undefined_columns",
     "write_summary",
 ]
