@@ -94,6 +94,7 @@ class TaskInputs:
     over every file they name), their annotation files and the evaluated splits."""
 
     record_sets: list[RecordSet[Any]] = field(default_factory=list)
+    evaluated_sets: list[RecordSet[Any]] = field(default_factory=list)  # before --limit: the report shows from them
     annotation_files: list[Path] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     limited: bool = False
@@ -171,6 +172,7 @@ class TaskContext:
                 self.inputs.annotation_files.append(Path(path))
         if not evaluated:
             return records
+        self.inputs.evaluated_sets.append(records)
         if records.split not in self.inputs.splits:
             self.inputs.splits.append(records.split)
         self.inputs.limited = True
@@ -194,6 +196,42 @@ class TaskContext:
         return self.settings.batch_size
 
 
+def read_records(task: TaskSpec, data_root: Path, params: Mapping[str, Any], settings: RunSettings) -> TaskInputs:
+    """What the task reads with these parameters: it runs up to its first use of the model (no model is needed).
+
+    The runner keys results on it; the report shows samples from it, so neither keeps a second list of what a task
+    reads.
+    """
+    context = TaskContext.read_pass(task, Path(data_root) / task.dataset_folder(params), Path(data_root), settings)
+    with contextlib.suppress(RecordsRead):
+        task.run(context, dict(params))
+    return context.inputs
+
+
+VIEW_KINDS = ("classification", "retrieval", "caption", "answer")
+
+
+@dataclass(frozen=True)
+class SampleView:
+    """How the report shows a task's per-sample records, declared by the task (no task is known by name).
+
+    ``kind``: ``classification`` (records with ``label``/``pred``), ``retrieval`` (``top5_texts`` and a rank field),
+    ``caption`` (``caption``) or ``answer`` (``answer``, ``accuracy``). The media of a record is the
+    ``media_field`` of the evaluated item whose ``id_field`` equals the record's ``id``; ``video`` shows a strip of
+    its recorded ``frame_indices``; ``rank_field`` names a retrieval record's rank.
+    """
+
+    kind: str
+    video: bool = False
+    id_field: str = "id"
+    media_field: str = "path"
+    rank_field: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in VIEW_KINDS:
+            raise RegistryError(f"SampleView kind {self.kind!r} is not one of {list(VIEW_KINDS)}.")
+
+
 TaskFn = Callable[[TaskContext, dict[str, Any]], TaskResult]
 AggregateFn = Callable[[Sequence[Mapping[str, Any]], dict[str, Any]], dict[str, float]]
 KeyMaterialFn = Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -213,6 +251,7 @@ class TaskSpec:
     key_material: KeyMaterialFn | None = None
     source: str = ""
     variant_of: str = ""
+    view: SampleView | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -287,6 +326,7 @@ def register_task(
     version: int = 1,
     aggregate: AggregateFn | None = None,
     key_material: KeyMaterialFn | None = None,
+    view: SampleView | None = None,
 ) -> Callable[[TaskFn], TaskFn]:
     """Decorator registering ``fn(ctx, params) -> TaskResult`` as task ``name``.
 
@@ -297,7 +337,8 @@ def register_task(
     ``templates="openai"``), so that a library upgrade that changes them is not served from a stored result.
     The data a result depends on needs no declaration: the dataset fingerprint covers every file named by the record
     sets the task passes to ``ctx.load`` (which it must do before it first uses the model). A task with a
-    ``dataset`` parameter reads that folder of the data root instead of its own.
+    ``dataset`` parameter reads that folder of the data root instead of its own. ``view`` says how the report
+    shows the task's records (:class:`SampleView`); without one it shows a table of them.
     """
 
     def decorator(fn: TaskFn) -> TaskFn:
@@ -322,6 +363,7 @@ def register_task(
                 aggregate=aggregate,
                 key_material=key_material,
                 source=source,
+                view=view,
             )
         )
         _resolve_variants()
@@ -500,6 +542,7 @@ __all__ = [
     "AGGREGATIONS",
     "MetricSpec",
     "RecordsRead",
+    "SampleView",
     "RegistryError",
     "Skip",
     "TaskContext",
@@ -511,6 +554,7 @@ __all__ = [
     "get_task",
     "load_plugins",
     "mean_of_field",
+    "read_records",
     "register_task",
     "select_tasks",
     "variant",

@@ -13,7 +13,6 @@ This module imports no torch at module level: the CLI uses :func:`load_task_regi
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
@@ -35,7 +34,6 @@ from coca_bench.fileio import hash_every_file_afresh
 from coca_bench.fingerprints import DatasetFingerprint, records_fingerprint, result_key, suite_code_fingerprint
 from coca_bench.hardware import cpu_capabilities, warn_if_bf16_is_slow
 from coca_bench.registry import (
-    RecordsRead,
     RegistryError,
     Skip,
     TaskContext,
@@ -43,6 +41,7 @@ from coca_bench.registry import (
     TaskSpec,
     all_tasks,
     load_plugins,
+    read_records,
     select_tasks,
 )
 from coca_bench.results import CheckpointInfo, ResultStore, RunRecordInputs, build_record, write_summary
@@ -287,15 +286,6 @@ class _Suite:
 
         return checkpoint_identity(spec)
 
-    def read_pass(self, task: TaskSpec, params: Mapping[str, Any]) -> TaskContext:
-        """Run the task up to its first use of the model: the records it loads are what its result depends on."""
-        context = TaskContext.read_pass(
-            task, self.data_root / task.dataset_folder(params), self.data_root, self.settings
-        )
-        with contextlib.suppress(RecordsRead):
-            task.run(context, dict(params))
-        return context
-
 
 def run_suite(config: RunConfig, *, load_model: ModelLoader | None = None) -> list[dict]:
     """Run (or reuse) every selected task for every checkpoint; returns the result records.
@@ -416,9 +406,9 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
         )
 
     if not settings.force:
-        read = suite.read_pass(task, params)
+        read = read_records(task, suite.data_root, params, settings)  # no model: the task up to its first use
         reusable = suite.store.find_reusable(
-            run.info.name, task.name, key_for(records_fingerprint(read.inputs.record_sets, suite.data_root))
+            run.info.name, task.name, key_for(records_fingerprint(read.record_sets, suite.data_root))
         )
         if reusable is not None:
             log.info("%s: reusing the stored result (use --force to recompute)", where)
@@ -470,6 +460,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
                 "distributed": distributed.description([a - b for a, b in zip(by_rank, by_rank_before)]),
                 "cpu": cpu_capabilities(),
             },
+            data_root=suite.data_root,
             files_read=fingerprint.files,
             unchecked_metrics=unchecked,
         ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coca_bench.params import Param
-from coca_bench.registry import TaskContext, TaskResult, register_task
+from coca_bench.registry import SampleView, TaskContext, TaskResult, register_task
 from coca_bench.tasklib import (
     GENERATION_PARAMS,
     NOCAPS_DOMAIN_METRICS,
@@ -41,7 +41,7 @@ def _score(ctx: TaskContext, params: dict[str, Any], records: Any) -> TaskResult
 
 @register_task(
     "coco_captioning", groups=("image", "captioning"), dataset="coco", metrics=caption_metric_specs(),
-    aggregate=caption_aggregate,
+    aggregate=caption_aggregate, view=SampleView("caption"),
     params={"split": "test", "references": Param("karpathy", choices=("karpathy", "coco_json")),
             "annotation_file": Param(None, str), "image_root": Param(None, str), **PARAMS},
     description="COCO Karpathy test captioning: BLEU, METEOR, ROUGE-L, CIDEr (pycocoevalcap), SPICE when available",
@@ -67,6 +67,7 @@ def coco_captioning(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 @register_task(
     "nocaps_captioning", groups=("image", "captioning"), dataset="nocaps",
     metrics=caption_metric_specs(tuple(NOCAPS_DOMAIN_METRICS)), aggregate=caption_aggregate,
+    view=SampleView("caption"),
     params={"split": "val", **PARAMS},
     description="NoCaps val captioning: the COCO metrics plus CIDEr in-, near- and out-of-domain",
 )  # fmt: skip

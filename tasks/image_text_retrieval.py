@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from coca_bench.params import Param
-from coca_bench.registry import TaskContext, TaskResult, register_task, variant
+from coca_bench.registry import SampleView, TaskContext, TaskResult, register_task, variant
 from coca_bench.tasklib import rank_items_with_captions, retrieval_aggregate, retrieval_metric_specs
 
 
 @register_task(
     "coco_retrieval", groups=("image", "retrieval", "zeroshot"), dataset="coco",
     metrics=retrieval_metric_specs(("i2t", "t2i")), aggregate=retrieval_aggregate("i2t", "t2i"),
+    view=SampleView("retrieval", rank_field="i2t_rank"),
     params={"karpathy": Param("coco", choices=("coco", "flickr30k"), help="which dataset_<name>.json"),
             "split": "test", "annotation_file": Param(None, str), "image_root": Param(None, str)},
     description="COCO Karpathy 5k test image<->text retrieval: recall@1/5/10, ranks",

@@ -13,7 +13,7 @@ import hashlib
 from typing import Any
 
 from coca_bench.params import Param
-from coca_bench.registry import TaskContext, TaskResult, register_task, variant
+from coca_bench.registry import SampleView, TaskContext, TaskResult, register_task, variant
 from coca_bench.tasklib import CLASSIFICATION_METRICS, TEMPLATES_PARAM, classification_aggregate, imagenet_templates
 
 
@@ -25,6 +25,7 @@ def _key_material(params: dict[str, Any]) -> dict[str, Any]:
 @register_task(
     "imagenet_zeroshot", groups=("image", "zeroshot", "classification"), dataset="imagenet",
     metrics=CLASSIFICATION_METRICS, aggregate=classification_aggregate, key_material=_key_material,
+    view=SampleView("classification"),
     params={"split": "val", "templates": TEMPLATES_PARAM, "logit_scale": 100.0,
             "label_space": Param("full", choices=("full", "present"), help="score every class, or those present")},
 )  # fmt: skip

@@ -4,33 +4,28 @@ Features are the frozen image encoder's L2-normalised contrastive embeddings fro
 zero-shot task's validation images are never encoded twice. scikit-learn's L-BFGS multinomial logistic regression;
 the inverse regularisation C is swept over a log grid on a validation split (a seeded, stratified hold-out of train
 when the dataset has none), then refit on train + validation. ``--limit`` limits the evaluated split, never the
-training data. ``shots=N`` keeps N seeded training images per class.
+training data. ``shots=N`` keeps N seeded training images per class. An evaluation split that shares any file with
+the training split is refused.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from coca_bench.metrics.resampling import resampled_by
-from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
-
-METRICS = (
-    MetricSpec("acc1", description="top-1 accuracy"),
-    MetricSpec("acc5", description="top-5 accuracy (NaN with fewer than 5 classes)"),
-    MetricSpec("mean_per_class_recall", aggregation="task", description="mean over classes of the recall"),
-)
-PROBE_PARAMS = {"train_split": "train", "eval_split": "val", "shots": None, "c_grid": None, "val_fraction": 0.2,
-                "max_iter": 1000}  # fmt: skip
+from coca_bench.params import Param
+from coca_bench.registry import SampleView, TaskContext, TaskResult, register_task, variant
+from coca_bench.tasklib import CLASSIFICATION_METRICS, classification_aggregate
 
 
-@resampled_by("coca_bench.metrics.classification:classification_resampler")
-def _aggregate(samples: Any, params: dict[str, Any]) -> dict[str, float]:
-    from coca_bench.metrics.classification import classification_metrics_from_samples
-
-    return classification_metrics_from_samples(samples)
-
-
-def linear_probe(ctx: TaskContext, params: dict[str, Any], layout: str) -> TaskResult:
+@register_task(
+    "imagenet_linear_probe", groups=("image", "probe", "classification"), dataset="imagenet",
+    metrics=CLASSIFICATION_METRICS, aggregate=classification_aggregate, view=SampleView("classification"),
+    params={"layout": Param("imagenet", choices=("imagenet", "folder"), help="wnid folders, or any class names"),
+            "train_split": "train", "eval_split": "val", "shots": Param(None, int), "c_grid": Param(None, list),
+            "val_fraction": 0.2, "max_iter": 1000},
+    description="ImageNet linear probe on frozen contrastive embeddings (logistic regression, C swept on val)",
+)  # fmt: skip
+def linear_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
     import numpy as np
 
     from coca_bench.data import read_train_eval_splits
@@ -38,7 +33,9 @@ def linear_probe(ctx: TaskContext, params: dict[str, Any], layout: str) -> TaskR
     from coca_bench.metrics.classification import classification_sample_records
     from coca_bench.probes.linear import DEFAULT_C_GRID, few_shot_indices, fit_linear_probe
 
-    train, evaluation = read_train_eval_splits(ctx.dataset_dir, params["train_split"], params["eval_split"], layout)
+    train, evaluation = read_train_eval_splits(
+        ctx.dataset_dir, params["train_split"], params["eval_split"], params["layout"]
+    )
     require_disjoint_splits(train, evaluation)
     train, evaluation = ctx.load(train, evaluated=False), ctx.load(evaluation)
     train_images = ctx.features.embed_images(train.items)
@@ -70,14 +67,9 @@ def linear_probe(ctx: TaskContext, params: dict[str, Any], layout: str) -> TaskR
     )
 
 
-register_task(
-    "imagenet_linear_probe", groups=("image", "probe", "classification"), dataset="imagenet", metrics=METRICS,
-    params=PROBE_PARAMS, aggregate=_aggregate,
-    description="ImageNet linear probe on frozen contrastive embeddings (logistic regression, C swept on val)",
-)(lambda ctx, params: linear_probe(ctx, params, "imagenet"))  # fmt: skip
-
-register_task(
-    "linear_probe", groups=("image", "probe", "classification"), dataset="imagenet", metrics=METRICS,
-    params={"dataset": "imagenet", **PROBE_PARAMS, "eval_split": "auto"}, aggregate=_aggregate,
+variant(
+    "imagenet_linear_probe", "linear_probe",
+    params={"dataset": Param("imagenet", str, help="the folder under --data-root"), "layout": "folder",
+            "eval_split": "auto"},
     description="linear probe on any ImageFolder dataset (--param dataset=NAME: <data-root>/NAME/{train,val|test}/)",
-)(lambda ctx, params: linear_probe(ctx, params, "folder"))  # fmt: skip
+)  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from coca_bench.params import Param
-from coca_bench.registry import TaskContext, TaskResult, register_task
+from coca_bench.registry import SampleView, TaskContext, TaskResult, register_task
 from coca_bench.tasklib import (
     FRAME_PARAMS,
     GENERATION_PARAMS,
@@ -23,7 +23,7 @@ from coca_bench.tasklib import (
 
 @register_task(
     "msrvtt_captioning", groups=("video", "captioning"), dataset="msrvtt", metrics=caption_metric_specs(),
-    aggregate=caption_aggregate,
+    aggregate=caption_aggregate, view=SampleView("caption", video=True),
     params={"split": Param("full", choices=("1k-A", "full")), **FRAME_PARAMS,
             "pooling": Param("mean", choices=("mean", "concat")), "caption_batch_size": 4,
             "spice": Param(None, bool), **GENERATION_PARAMS},

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coca_bench.params import Param
-from coca_bench.registry import TaskContext, TaskResult, register_task
+from coca_bench.registry import SampleView, TaskContext, TaskResult, register_task
 from coca_bench.tasklib import (
     FRAME_PARAMS,
     frame_sampling,
@@ -25,6 +25,7 @@ from coca_bench.tasklib import (
 @register_task(
     "msrvtt_retrieval", groups=("video", "retrieval", "zeroshot"), dataset="msrvtt",
     metrics=retrieval_metric_specs(("t2v", "v2t")), aggregate=retrieval_aggregate("v2t", "t2v"),
+    view=SampleView("retrieval", video=True, rank_field="v2t_rank"),
     params={"split": Param("1k-A", choices=("1k-A", "full")), **FRAME_PARAMS},
     description="MSR-VTT text<->video retrieval (mean-pooled frame embeddings): recall@1/5/10, ranks",
 )  # fmt: skip

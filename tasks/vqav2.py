@@ -18,28 +18,15 @@ from collections import Counter
 from typing import Any
 
 from coca_bench.metrics.resampling import resampled_by
-from coca_bench.registry import MetricSpec, TaskContext, TaskResult, register_task
+from coca_bench.params import Param
+from coca_bench.registry import MetricSpec, SampleView, TaskContext, TaskResult, register_task
+from coca_bench.tasklib import attentive_probe_params
 
 METRICS = (
     MetricSpec("accuracy", description="official VQA accuracy"),
     *(MetricSpec(f"accuracy_{t}", aggregation="task") for t in ("yes/no", "number", "other")),
 )
-MODES = ("rank", "generate", "probe")
-PROBE = ("epochs", "lr", "weight_decay", "batch_size", "label_smoothing", "warmup_steps", "num_heads")
-IMAGE_ROOTS = (".", "images", "../coco", "../coco/images")
-
-
-def _params() -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from coca_bench.probes.config import AttentiveProbeConfig  # plain data: no torch at registration
-
-    probe = asdict(AttentiveProbeConfig(label_smoothing=0.0))
-    return {
-        "split": "val2014", "train_split": "train2014", "mode": "rank", "num_candidates": 3129,
-        "prompt": "question: {question} answer:", "max_new_tokens": 8, "image_root": None, "token_storage": "fp16",
-        **{k: probe[k] for k in PROBE},
-    }  # fmt: skip
+IMAGE_ROOTS = (".", "images", "../coco", "../coco/images")  # the COCO images beside, or in the sibling coco/
 
 
 @resampled_by("coca_bench.metrics.vqa:vqa_resampler")
@@ -55,10 +42,19 @@ def _items(records: Any) -> list[dict[str, Any]]:
 
 def candidate_answers(train: Any, count: int) -> list[str]:
     """The ``count`` most frequent answers of the training questions (ties: alphabetical), as the 3,129 of VQA v2."""
-    frequency = Counter(q.multiple_choice_answer or "" for q in train.items if q.multiple_choice_answer)
+    frequency = Counter(q.multiple_choice_answer for q in train.items if q.multiple_choice_answer)
     return [answer for answer, _ in sorted(frequency.items(), key=lambda kv: (-kv[1], kv[0]))[:count]]
 
 
+@register_task(
+    "vqav2", groups=("image", "vqa", "multimodal"), dataset="vqav2", metrics=METRICS, aggregate=_aggregate,
+    view=SampleView("answer", id_field="question_id", media_field="image_path"),
+    params={"split": "val2014", "train_split": "train2014",
+            "mode": Param("rank", choices=("rank", "generate", "probe")), "num_candidates": 3129,
+            "prompt": "question: {question} answer:", "max_new_tokens": 8, "image_root": Param(None, str),
+            **attentive_probe_params(label_smoothing=0.0)},
+    description="VQA v2 (official accuracy): rank candidate answers, generate, or a frozen attentive probe",
+)  # fmt: skip
 def vqav2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
     import hashlib
 
@@ -66,19 +62,24 @@ def vqav2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 
     from coca_bench.data import read_vqa
     from coca_bench.data.layout import relocate_media
+    from coca_bench.data.records import RecordSet
     from coca_bench.data.splits import require_disjoint_splits
     from coca_bench.metrics.vqa import vqa_accuracy
 
-    if params["mode"] not in MODES:
-        raise ValueError(f"Task parameter mode={params['mode']!r} is not one of {list(MODES)}.")
     locate = lambda records: relocate_media(  # noqa: E731
         records, ctx.dataset_dir, IMAGE_ROOTS, "VQA (COCO) images", params["image_root"], field="image_path"
     )
-    train = locate(read_vqa(ctx.dataset_dir, params["train_split"]))
+    train = read_vqa(ctx.dataset_dir, params["train_split"])
     records = locate(read_vqa(ctx.dataset_dir, params["split"]))
-    if params["mode"] == "probe":  # the zero-shot modes take only the candidate answers from the train split
+    if params["mode"] == "probe":  # only the probe sees the train images; the zero-shot modes take its answers
+        train = locate(train)
         require_disjoint_splits(train, records)
-    train, records = ctx.load(train, evaluated=False), ctx.load(records)
+        train = ctx.load(train, evaluated=False)
+    else:
+        answers_only = tuple(q.multiple_choice_answer for q in train.items)
+        ctx.load(RecordSet(items=answers_only, split=train.split, annotation_files=train.annotation_files),
+                 evaluated=False)  # fmt: skip
+    records = ctx.load(records)
     candidates = candidate_answers(train, int(params["num_candidates"]))
     prompt_of = lambda q: params["prompt"].format(question=q.question)  # noqa: E731
     prompts = [prompt_of(q) for q in records.items]
@@ -120,10 +121,7 @@ def vqav2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 
 def _probe_answers(ctx: TaskContext, params: dict[str, Any], train: Any, records: Any, candidates: list[str],
                    prompt_of: Any) -> dict[str, str]:  # fmt: skip
-    import numpy as np
-
-    from coca_bench.probes.attentive import train_attentive_probe
-    from coca_bench.probes.config import AttentiveProbeConfig
+    from coca_bench.tasklib import train_and_score_attentive_probe
 
     index = {answer: i for i, answer in enumerate(candidates)}
     usable = [q for q in train.items if q.multiple_choice_answer in index]  # answers outside the list cannot be learnt
@@ -132,16 +130,8 @@ def _probe_answers(ctx: TaskContext, params: dict[str, Any], train: Any, records
         [{"id": str(q.question_id), "path": q.image_path} for q in usable], [prompt_of(q) for q in usable], storage
     )
     label_of = {str(q.question_id): index[q.multiple_choice_answer] for q in usable}
-    config = AttentiveProbeConfig(**{k: params[k] for k in PROBE}, seed=ctx.seed)
-    labels = np.array([label_of[i] for i in train_tokens.ids])
-    probe = train_attentive_probe(train_tokens.vectors, labels, max(len(candidates), 2), config, device=ctx.device)
     tokens = ctx.features.multimodal_tokens(_items(records), [prompt_of(q) for q in records.items], storage)
-    logits = probe.logits(tokens.vectors, batch_size=ctx.batch_size, device=ctx.device)
+    logits, _ = train_and_score_attentive_probe(
+        ctx, params, train_tokens, [label_of[i] for i in train_tokens.ids], tokens, max(len(candidates), 2)
+    )
     return {qid: candidates[int(i)] for qid, i in zip(tokens.ids, logits[:, : len(candidates)].argmax(axis=1))}
-
-
-register_task(
-    "vqav2", groups=("image", "vqa", "multimodal"), dataset="vqav2", metrics=METRICS, params=_params(),
-    aggregate=_aggregate,
-    description="VQA v2 (official accuracy): rank candidate answers, generate, or a frozen attentive probe",
-)(vqav2)  # fmt: skip

@@ -181,7 +181,9 @@ class PixelStatsModel:
         return contextlib.nullcontext()
 
 
-def run_task(tmp_path: Path, task: str, data_root: Path, model=None, params=(), **settings) -> tuple[dict, list[dict]]:
+def run_task(
+    tmp_path: Path, task: str, data_root: Path, model=None, params=(), plugins=(), **settings
+) -> tuple[dict, list[dict]]:
     """One task through the real runner with a stand-in model; returns (record, per-sample records)."""
     from coca_bench.results import ResultStore
     from coca_bench.runner import RunConfig, run_suite
@@ -190,6 +192,6 @@ def run_task(tmp_path: Path, task: str, data_root: Path, model=None, params=(), 
     model = model or PixelStatsModel()
     settings = {"device": "cpu", "num_workers": 0, "progress": False, "cache_dir": tmp_path / "cache", **settings}
     config = RunConfig(tasks=task, checkpoints=[f"m={model.spec}"], data_root=data_root, output=tmp_path / "out",
-                       params=list(params), settings=RunSettings(**settings))  # fmt: skip
+                       params=list(params), plugins=list(plugins), settings=RunSettings(**settings))  # fmt: skip
     (record,) = run_suite(config, load_model=lambda spec, device: model)
     return record, ResultStore(tmp_path / "out").samples("m", task)

@@ -86,5 +86,5 @@ def test_generate_and_probe_modes_run_are_recorded_and_deterministic(tmp_path, m
     assert probe_samples == again_samples and len(probe_samples) == 48
     candidates = json.loads(json.dumps(probe["config"]["extra"]))["num_candidates"]
     assert candidates > 2
-    with pytest.raises(ValueError, match="mode='guess'"):
+    with pytest.raises(ValueError, match='parameter mode="guess" is not allowed'):
         run_task(tmp_path / "x", "vqav2", minidata_root, model=tiny_model, params=["mode=guess"])

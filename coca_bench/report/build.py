@@ -389,13 +389,13 @@ def _task_section(
                for r in records}  # fmt: skip
     key = canonical_json([task, (first.get("dataset") or {}).get("root"), (first.get("config") or {}).get("params")])
     if key not in media_cache:
-        media_cache[key] = media_index(first)
+        media_cache[key] = media_index(first, spec)
     return (
         f'<section class="task" id="{_anchor(task)}"><h2>{escape(task)}</h2>'
         f'<p>{escape(description)}</p><p class="legend">Metrics: {metrics}. '
         f"{len(records)} checkpoint(s).</p>{_warnings_html(records)}"
         f"<h3>Comparison</h3>{_comparison_html(rows, checkpoints, n_resamples)}"
-        f"<h3>Samples</h3>{samples_section(samples, media_cache[key])}"
+        f"<h3>Samples</h3>{samples_section(samples, media_cache[key], spec.view if spec is not None else None)}"
         f"<h3>Skipped samples</h3>{_skipped_html(records)}"
         f"<h3>Provenance</h3>{_provenance_html(records)}</section>"
     )

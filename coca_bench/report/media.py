@@ -2,8 +2,10 @@
 
 Per-sample records hold ids, not media, so the report reads the same dataset files the task read, through the same
 readers, from the dataset root and parameters recorded in the result. Media is embedded (base64 JPEG), so the report
-is one file that opens anywhere. Anything missing (a dataset moved since the run, an unreadable file, a plugin task
-this module does not know) becomes a placeholder, never an error: a report is for looking, and must always build.
+is one file that opens anywhere. Which records a task evaluated comes from the task itself (its read pass), and how to
+show them from its declared :class:`~coca_bench.registry.SampleView`, so a plugin task gets pictures exactly as a
+built-in one. Anything missing (a dataset moved since the run, an unreadable file, a task without a view) becomes a
+placeholder, never an error: a report is for looking, and must always build.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from coca_bench.registry import TaskSpec
 
 log = logging.getLogger("coca_bench.report")
 
 THUMBNAIL_SIZE = 160  # px, the longer side
 FRAME_HEIGHT = 72  # px, each frame of a video strip
 STRIP_FRAMES = 4
-VQA_IMAGE_ROOTS = (".", "images", "../coco", "../coco/images")  # as tasks/vqav2.py looks for the COCO images
 
 
 @dataclass
@@ -30,124 +34,44 @@ class MediaIndex:
 
     paths: dict[str, Path] = field(default_factory=dict)  # sample id -> image or video file
     captions: dict[str, tuple[str, ...]] = field(default_factory=dict)  # sample id -> reference captions
-    questions: dict[str, Any] = field(default_factory=dict)  # question id -> VqaQuestion
+    items: dict[str, Any] = field(default_factory=dict)  # sample id -> the evaluated record (a VQA question...)
     class_names: tuple[str, ...] = ()
     video: bool = False
     problem: str = ""  # why the dataset could not be read (shown once in the report)
 
 
-def _captioned(records: Any, video: bool = False) -> MediaIndex:
-    return MediaIndex(
-        paths={item.id: Path(item.path) for item in records.items},
-        captions={item.id: tuple(item.captions) for item in records.items},
-        video=video,
-    )
-
-
-def _classified(records: Any, video: bool = False) -> MediaIndex:
-    return MediaIndex(
-        paths={item.id: Path(item.path) for item in records.items}, class_names=tuple(records.class_names), video=video
-    )
-
-
-def _karpathy(name: str) -> Callable[[Path, Mapping[str, Any]], MediaIndex]:
-    def read(root: Path, params: Mapping[str, Any]) -> MediaIndex:
-        from coca_bench.data import find_karpathy
-
-        split = params.get("split", "test")
-        return _captioned(find_karpathy(root, name, split, params.get("annotation_file"), params.get("image_root")))
-
-    return read
-
-
-def _nocaps(root: Path, params: Mapping[str, Any]) -> MediaIndex:
-    from coca_bench.data import read_nocaps
-
-    return _captioned(read_nocaps(root, params.get("split", "val")))
-
-
-def _msrvtt(root: Path, params: Mapping[str, Any]) -> MediaIndex:
-    from coca_bench.data import read_msrvtt
-
-    return _captioned(read_msrvtt(root, params.get("split", "1k-A")), video=True)
-
-
-def _vqa(root: Path, params: Mapping[str, Any]) -> MediaIndex:
-    from coca_bench.data import read_vqa
-    from coca_bench.data.layout import relocate_media
-
-    questions = read_vqa(root, params.get("split", "val2014"))
-    located = relocate_media(
-        questions, root, VQA_IMAGE_ROOTS, "VQA (COCO) images", params.get("image_root"), field="image_path"
-    )
-    return MediaIndex(
-        paths={str(q.question_id): Path(q.image_path) for q in located.items},
-        questions={str(q.question_id): q for q in located.items},
-    )
-
-
-def _imagenet(root: Path, params: Mapping[str, Any]) -> MediaIndex:
-    from coca_bench.data import read_imagenet
-
-    return _classified(read_imagenet(root, params.get("split", "val")))
-
-
-def _probe(layout: str) -> Callable[[Path, Mapping[str, Any]], MediaIndex]:
-    def read(root: Path, params: Mapping[str, Any]) -> MediaIndex:
-        from coca_bench.data import read_train_eval_splits
-
-        train, evaluation = read_train_eval_splits(
-            root, params.get("train_split", "train"), params.get("eval_split", "val"), layout
-        )
-        return MediaIndex(
-            paths={item.id: Path(item.path) for item in evaluation.items}, class_names=tuple(train.class_names)
-        )
-
-    return read
-
-
-def _kinetics(probe: bool) -> Callable[[Path, Mapping[str, Any]], MediaIndex]:
-    def read(root: Path, params: Mapping[str, Any]) -> MediaIndex:
-        from coca_bench.data import read_kinetics
-
-        classes = read_kinetics(root, params.get("train_split", "train")).class_ids if probe else None
-        return _classified(read_kinetics(root, params.get("split", "val"), classes=classes), video=True)
-
-    return read
-
-
-READERS: dict[str, Callable[[Path, Mapping[str, Any]], MediaIndex]] = {
-    "coco_captioning": _karpathy("coco"),
-    "coco_retrieval": _karpathy("coco"),
-    "flickr30k_retrieval": _karpathy("flickr30k"),
-    "nocaps_captioning": _nocaps,
-    "msrvtt_captioning": _msrvtt,
-    "msrvtt_retrieval": _msrvtt,
-    "vqav2": _vqa,
-    "imagenet_zeroshot": _imagenet,
-    "imagenet_subset_zeroshot": _imagenet,
-    "imagenet_linear_probe": _probe("imagenet"),
-    "imagenet_attentive_probe": _probe("imagenet"),
-    "linear_probe": _probe("folder"),
-    "kinetics_zeroshot": _kinetics(probe=False),
-    "kinetics_attentive_probe": _kinetics(probe=True),
-}
-"""Built-in task -> how to read its dataset for display; another task gets placeholders."""
-
-
-def media_index(record: Mapping[str, Any]) -> MediaIndex:
-    """The dataset side of one stored result, read from its recorded root and parameters; never raises."""
+def media_index(record: Mapping[str, Any], spec: TaskSpec | None) -> MediaIndex:
+    """The dataset side of one stored result, read by the task's own read pass at the recorded data root and
+    parameters, shown as the task's :class:`~coca_bench.registry.SampleView` declares; never raises."""
     task = record["task"]["name"]
-    reader = READERS.get(task)
-    if reader is None:
-        return MediaIndex(problem=f"the report does not know where {task}'s media lives")
-    root = Path((record.get("dataset") or {}).get("root") or "")
+    if spec is None or spec.view is None:
+        why = "its plugin is not loaded" if spec is None else "it declares no sample view"
+        return MediaIndex(problem=f"the report cannot show {task}'s media: {why}")
+    from coca_bench.registry import read_records
+    from coca_bench.settings import RunSettings
+
+    view = spec.view
+    dataset = record.get("dataset") or {}
+    root = Path(dataset.get("root") or "")
+    data_root = Path(dataset["data_root"]) if dataset.get("data_root") else root.parent
     params = (record.get("config") or {}).get("params") or {}
     try:
-        return reader(root, params)
+        evaluated = read_records(spec, data_root, spec.resolve_params(params), RunSettings()).evaluated_sets
     except Exception as exc:  # a moved or partial dataset must not stop the report: show placeholders instead
         log.info("report: cannot read the dataset of %s at %s: %s", task, root, exc)
         return MediaIndex(problem=f"dataset not readable at {root}: {exc}")
+    index = MediaIndex(video=view.video)
+    for records in evaluated:
+        for item in records.items:
+            key = str(getattr(item, view.id_field, ""))
+            index.items[key] = item
+            media = getattr(item, view.media_field, None)
+            if media is not None:
+                index.paths[key] = Path(media)
+            if getattr(item, "captions", None) is not None:
+                index.captions[key] = tuple(item.captions)
+        index.class_names = index.class_names or tuple(getattr(records, "class_names", ()) or ())
+    return index
 
 
 # --------------------------------------------------------------------------- embedded pictures
@@ -199,4 +123,4 @@ def frame_strip(path: Path | None, frame_indices: Sequence[int], count: int = ST
     return _jpeg_data_uri(strip)
 
 
-__all__ = ["READERS", "MediaIndex", "frame_strip", "media_index", "thumbnail"]
+__all__ = ["MediaIndex", "frame_strip", "media_index", "thumbnail"]

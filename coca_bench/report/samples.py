@@ -1,39 +1,26 @@
 """Qualitative samples of one task, side by side across checkpoints: what the model actually did.
 
-The kind of display follows the fields of the per-sample records (not the task name), so a plugin task whose records
-look like captioning, VQA, retrieval or classification records gets the same view; anything else gets a table of its
-first records.
+The kind of display is the task's own declaration (:class:`~coca_bench.registry.SampleView`), never its name nor a
+guess from its records' fields, so a plugin task gets the same view as a built-in one; a task without a view gets a
+table of its first records.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coca_bench.report.media import MediaIndex, frame_strip, thumbnail
 
+if TYPE_CHECKING:
+    from coca_bench.registry import SampleView
+
 MAX_SAMPLES = 6  # per task (per checkpoint for classification mistakes)
 MAX_RETRIEVAL_QUERIES = 4
-
-
-def sample_kind(samples: Sequence[Mapping[str, Any]]) -> str:
-    """``captioning``, ``vqa``, ``retrieval``, ``video_retrieval``, ``classification`` or ``records``."""
-    fields = set(samples[0]) if samples else set()
-    if "caption" in fields:
-        return "captioning"
-    if {"answer", "accuracy"} <= fields:
-        return "vqa"
-    if "top5_texts" in fields:
-        return "retrieval"
-    if "v2t_rank" in fields:
-        return "video_retrieval"
-    if {"label", "pred"} <= fields:
-        return "classification"
-    return "records"
 
 
 def _picture(media: MediaIndex, sample: Mapping[str, Any]) -> str:
@@ -99,9 +86,10 @@ def _vqa(by_checkpoint: Mapping[str, Mapping[str, dict]], media: MediaIndex) -> 
     cards = []
     for sample_id in _first_ids(by_checkpoint, MAX_SAMPLES):
         first = next(s[sample_id] for s in by_checkpoint.values() if sample_id in s)
-        question = media.questions.get(sample_id)
-        asked = escape(question.question) if question is not None else "<em>question text not available</em>"
-        answers = Counter(question.answers) if question is not None else Counter()
+        question = media.items.get(sample_id)
+        text = getattr(question, "question", None)
+        asked = escape(str(text)) if text is not None else "<em>question text not available</em>"
+        answers = Counter(getattr(question, "answers", ()) or ())
         answer_text = ", ".join(f"{escape(a)} ×{n}" for a, n in answers.most_common()) or "<em>not available</em>"
         predicted = "".join(
             f"<li>{_checkpoint_tag(c)} {escape(str(s[sample_id].get('answer', '')))} "
@@ -128,7 +116,7 @@ def _caption_list(samples: Mapping[str, dict], media: MediaIndex) -> tuple[list[
     return texts, owners
 
 
-def _retrieval(by_checkpoint: Mapping[str, Mapping[str, dict]], media: MediaIndex) -> str:
+def _retrieval(by_checkpoint: Mapping[str, Mapping[str, dict]], media: MediaIndex, rank_field: str) -> str:
     lists = {c: _caption_list(s, media) for c, s in by_checkpoint.items()}
     cards = []
     for sample_id in _first_ids(by_checkpoint, MAX_RETRIEVAL_QUERIES):
@@ -146,30 +134,15 @@ def _retrieval(by_checkpoint: Mapping[str, Mapping[str, dict]], media: MediaInde
                 hit = resolved[1][int(index)] == sample_id
                 mark = '<span class="hit" title="a caption of this image">✓</span> ' if hit else ""
                 items.append(f'<li class="{"hit" if hit else ""}">{mark}{escape(resolved[0][int(index)])}</li>')
-            rank = f' <span class="score">i2t rank {sample["i2t_rank"]}</span>' if "i2t_rank" in sample else ""
+            rank = (
+                f' <span class="score">{escape(rank_field.replace("_", " "))} {sample[rank_field]}</span>'
+                if rank_field and rank_field in sample
+                else ""
+            )
             parts.append(f'<div class="label">{_checkpoint_tag(checkpoint)} top 5{rank}</div><ol>{"".join(items)}</ol>')
         cards.append(_card(_picture(media, first), "".join(parts)))
     note = "" if all(lists.values()) else '<p class="muted">Caption texts unavailable: showing indices.</p>'
     return f'{note}<div class="cards">{"".join(cards)}</div>'
-
-
-def _video_retrieval(by_checkpoint: Mapping[str, Mapping[str, dict]], media: MediaIndex) -> str:
-    cards = []
-    for sample_id in _first_ids(by_checkpoint, MAX_RETRIEVAL_QUERIES):
-        first = next(s[sample_id] for s in by_checkpoint.values() if sample_id in s)
-        captions = "".join(f"<li>{escape(c)}</li>" for c in (media.captions.get(sample_id) or ())[:3])
-        ranks = "".join(
-            f"<li>{_checkpoint_tag(c)} v2t rank {s[sample_id].get('v2t_rank')}, t2v ranks "
-            f"{escape(json.dumps(s[sample_id].get('t2v_ranks')))}</li>"
-            for c, s in by_checkpoint.items()
-            if sample_id in s
-        )
-        body = (
-            f'<div class="sid">{escape(sample_id)}</div><div class="label">ranks</div><ul class="gen">{ranks}</ul>'
-            f'<div class="label">its captions</div><ul class="refs">{captions}</ul>'
-        )
-        cards.append(_card(_picture(media, first), body))
-    return f'<div class="cards">{"".join(cards)}</div>'
 
 
 def _class_name(media: MediaIndex, label: Any) -> str:
@@ -221,24 +194,22 @@ def _records(by_checkpoint: Mapping[str, Mapping[str, dict]]) -> str:
     )
 
 
-def samples_section(by_checkpoint: Mapping[str, Mapping[str, dict]], media: MediaIndex) -> str:
-    """The qualitative view of one task; ``by_checkpoint`` maps checkpoint -> {sample id -> record}, baseline first."""
+def samples_section(by_checkpoint: Mapping[str, Mapping[str, dict]], media: MediaIndex, view: SampleView | None) -> str:
+    """The qualitative view of one task, as its :class:`~coca_bench.registry.SampleView` declares (a table of its
+    first records without one); ``by_checkpoint`` maps checkpoint -> {sample id -> record}, baseline first."""
     by_checkpoint = {c: s for c, s in by_checkpoint.items() if s}
     if not by_checkpoint:
         return '<p class="muted">No per-sample records are stored for this task.</p>'
-    kind = sample_kind(list(next(iter(by_checkpoint.values())).values()))
+    if view is None:
+        return _records(by_checkpoint)
     problem = f'<p class="muted">Pictures unavailable: {escape(media.problem)}.</p>' if media.problem else ""
-    if kind == "captioning":
+    if view.kind == "caption":
         return problem + _captioning(by_checkpoint, media)
-    if kind == "vqa":
+    if view.kind == "answer":
         return problem + _vqa(by_checkpoint, media)
-    if kind == "retrieval":
-        return problem + _retrieval(by_checkpoint, media)
-    if kind == "video_retrieval":
-        return problem + _video_retrieval(by_checkpoint, media)
-    if kind == "classification":
-        return problem + _classification(by_checkpoint, media)
-    return _records(by_checkpoint)
+    if view.kind == "retrieval":
+        return problem + _retrieval(by_checkpoint, media, view.rank_field)
+    return problem + _classification(by_checkpoint, media)
 
 
-__all__ = ["MAX_SAMPLES", "sample_kind", "samples_section"]
+__all__ = ["MAX_SAMPLES", "samples_section"]

@@ -43,6 +43,7 @@ class RunRecordInputs:
     params: Mapping[str, Any]
     key_material: Mapping[str, Any]
     run: Mapping[str, Any]  # settings, device, timing, argv, fingerprints, cache stats
+    data_root: Path | None = None  # the --data-root the dataset folder lies in (the report reads it again)
     files_read: int = 0  # files named by the loaded records (media, annotation and class lists): the fingerprint's
     unchecked_metrics: Mapping[str, str] = field(default_factory=dict)  # returned metric -> why it was not recomputed
 
@@ -102,6 +103,7 @@ def build_record(
         "dataset": {
             "name": inputs.dataset_dir.name,
             "root": str(inputs.dataset_dir),
+            "data_root": None if inputs.data_root is None else str(inputs.data_root),
             "split": ",".join(inputs.splits),
             "fingerprint": inputs.dataset_fingerprint,
             "files_read": inputs.files_read,

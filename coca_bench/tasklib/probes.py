@@ -36,7 +36,7 @@ def train_and_score_attentive_probe(
     num_classes: int,
 ) -> Any:
     """Train a new single-query attentional pooler and softmax head on ``train.vectors`` (tokens) with
-    ``train_labels``; returns the logits on ``evaluation.vectors``."""
+    ``train_labels``; returns the logits on ``evaluation.vectors`` and the trained probe (its loss curve)."""
     import numpy as np
 
     from coca_bench.probes.attentive import train_attentive_probe
@@ -44,7 +44,7 @@ def train_and_score_attentive_probe(
     probe = train_attentive_probe(
         train.vectors, np.asarray(train_labels), num_classes, probe_config(params, ctx.seed), device=ctx.device
     )
-    return probe.logits(evaluation.vectors, batch_size=ctx.batch_size, device=ctx.device)
+    return probe.logits(evaluation.vectors, batch_size=ctx.batch_size, device=ctx.device), probe
 
 
 __all__ = ["TRAINING", "attentive_probe_params", "probe_config", "train_and_score_attentive_probe"]
