@@ -7,7 +7,7 @@
     run_suite.py compare --baseline tiny-coca
     run_suite.py report                      # results/report.html: summary, intervals, samples, provenance
     run_suite.py cache --info                # the feature cache's size; `cache prune --older-than 30` trims it
-    run_suite.py train --output runs/demo    # train a small CoCa on generated scenes (coca_bench/train.py)
+    run_suite.py train --output runs/demo    # train a small CoCa on generated scenes (coca_bench/training/)
 
 ``--tasks list`` imports no torch (the registry and the plugins keep heavy imports
 inside functions), so it answers instantly.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,13 +34,60 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def build_run_parser() -> argparse.ArgumentParser:
+SUBCOMMANDS = ("run", "compare", "report", "describe", "train", "cache")
+COMPARE_RESAMPLES, COMPARE_SEED = 1000, 0
+
+
+def _plugins_option() -> argparse.ArgumentParser:
+    """``--plugins``, shared by every subcommand that reads the task registry."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable"
+    )
+    return parent
+
+
+def _comparison_options() -> argparse.ArgumentParser:
+    """What ``compare`` and ``report`` share: the report shows the same comparison, with samples around it."""
+    parent = argparse.ArgumentParser(add_help=False, parents=[_plugins_option()])
+    parent.add_argument("--output", type=Path, default=Path("results"), help="results folder (default: results/)")
+    parent.add_argument(
+        "--baseline", default=None, metavar="NAME", help="checkpoint name to compare the others against"
+    )
+    parent.add_argument("--resamples", type=int, default=COMPARE_RESAMPLES, metavar="N",
+                        help=f"bootstrap resamples (default {COMPARE_RESAMPLES})")  # fmt: skip
+    parent.add_argument("--seed", type=int, default=COMPARE_SEED)
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``coca-bench [run] ...`` (the default subcommand), ``compare``, ``report``, ``describe``, ``train``, ``cache``."""
     parser = argparse.ArgumentParser(
         prog="coca-bench",
-        description="Benchmark CoCa image-text models. `coca-bench compare --help` compares stored runs; "
-        "`coca-bench report` writes them as one HTML page; "
-        "`coca-bench describe TASK` shows a task's parameters and metrics.",
+        description="Benchmark CoCa image-text models. Without a subcommand: `run`. `coca-bench compare --help` "
+        "compares stored runs; `coca-bench report` writes them as one HTML page; `coca-bench describe TASK` shows "
+        "a task's parameters and metrics.",
     )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", parents=[_plugins_option()], help="evaluate checkpoints on tasks (default)")
+    _add_run_options(run)
+    commands.add_parser(
+        "compare", parents=[_comparison_options()], help="compare stored checkpoints with paired bootstrap CIs",
+        description="Compare the checkpoints stored in an output folder, with paired bootstrap confidence intervals.",
+    )  # fmt: skip
+    commands.add_parser(
+        "report", parents=[_comparison_options()], help="write OUTPUT/report.html",
+        description="Write OUTPUT/report.html: one self-contained page (no network) with the summary, each task's "
+        "comparison with its intervals, qualitative samples, skipped samples and the provenance of every result.",
+    )  # fmt: skip
+    describe = commands.add_parser("describe", parents=[_plugins_option()], help="a task's parameters and metrics")
+    describe.add_argument("tasks", nargs="+", metavar="TASK")
+    commands.add_parser("train", add_help=False, help="train a small CoCa on generated scenes (`train --help`)")
+    commands.add_parser("cache", add_help=False, help="the feature cache: --info, prune (`cache --help`)")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", default="all", help="list | all | NAME[,NAME...] (task or group names); default all")
     parser.add_argument(
         "--param",
@@ -62,9 +110,6 @@ def build_run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data-root", type=Path, default=None, help="datasets folder (default: bundled mini data)")
     parser.add_argument("--output", type=Path, default=Path("results"), help="results folder (default: results/)")
-    parser.add_argument(
-        "--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable"
-    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=2, help="image loading processes (default 2)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
@@ -98,35 +143,6 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-compare", dest="compare", action="store_false", help="skip the comparison after a multi-checkpoint run"
     )
-    return parser
-
-
-def build_compare_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="coca-bench compare",
-        description="Compare the checkpoints stored in an output folder, with paired bootstrap confidence intervals.",
-    )
-    parser.add_argument("--output", type=Path, default=Path("results"), help="results folder (default: results/)")
-    parser.add_argument(
-        "--baseline", default=None, metavar="NAME", help="checkpoint name to compare the others against"
-    )
-    parser.add_argument("--resamples", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--plugins", type=Path, action="append", default=[], metavar="DIR", help="extra task plugin folder; repeatable"
-    )
-    return parser
-
-
-def build_report_parser() -> argparse.ArgumentParser:
-    """The options of ``compare``: the report shows the same comparison, with samples and provenance around it."""
-    parser = build_compare_parser()
-    parser.prog = "coca-bench report"
-    parser.description = (
-        "Write OUTPUT/report.html: one self-contained page (no network) with the summary, each task's comparison "
-        "with its intervals, qualitative samples, skipped samples and the provenance of every result."
-    )
-    return parser
 
 
 def describe_task(spec: TaskSpec) -> str:
@@ -167,11 +183,7 @@ def format_task_list(verbose: bool = False) -> str:
     return "\n".join(f"{n:<{name_width}}  {g:<{group_width}}  {d}".rstrip() for n, g, d in rows)
 
 
-def _describe(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="coca-bench describe", description="Show tasks' parameters and metrics.")
-    parser.add_argument("tasks", nargs="+", metavar="TASK")
-    parser.add_argument("--plugins", type=Path, action="append", default=[], metavar="DIR")
-    args = parser.parse_args(argv)
+def _describe(args: argparse.Namespace) -> int:
     load_task_registry(args.plugins)
     print("\n\n".join(describe_task(get_task(name)) for name in args.tasks))
     return 0
@@ -222,10 +234,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         # `compare` prints, against the last checkpoint (the default run's demo-early), with significance marked.
         baseline = args.baseline or names[-1]
         print(f"\nComparison against {baseline} (`run_suite.py compare --output {args.output} --baseline {baseline}`):")
-        plugins = [arg for folder in args.plugins for arg in ("--plugins", str(folder))]
-        return _compare(
-            build_compare_parser().parse_args(["--output", str(args.output), "--baseline", baseline, *plugins])
-        )  # the `compare` command's own defaults (resamples, seed)
+        return compare_and_report(args.output, baseline, args.plugins)  # the `compare` command's own defaults
     print(f"HTML report: python run_suite.py report --output {args.output}  (writes {args.output / 'report.html'})")
     return 0
 
@@ -266,22 +275,31 @@ def _check_stored(args: argparse.Namespace) -> None:
         )
 
 
-def _compare(args: argparse.Namespace) -> int:
+def compare_and_report(
+    output: Path,
+    baseline: str | None,
+    plugins: Sequence[Path] = (),
+    resamples: int = COMPARE_RESAMPLES,
+    seed: int = COMPARE_SEED,
+) -> int:
+    """Print the comparison, write comparison.{csv,md,png} and the report from the same rows (no recompute)."""
     from coca_bench.compare import compare_runs, format_comparison, order_rows, write_comparison
     from coca_bench.report import write_report
 
-    _check_stored(args)
-    tasks = load_task_registry(args.plugins)  # their declarations and aggregates drive the comparison
-    rows = compare_runs(
-        args.output, args.baseline, tasks, n_resamples=args.resamples, seed=args.seed, cache=True
-    )  # read from OUTPUT/.compare_cache when nothing changed
+    tasks = load_task_registry(plugins)  # their declarations and aggregates drive the comparison
+    rows = compare_runs(output, baseline, tasks, n_resamples=resamples, seed=seed, cache=True)  # cached if unchanged
     rows = order_rows(rows, {name: spec.groups for name, spec in tasks.items()})  # the order of `--tasks list`
     print(format_comparison(rows))
-    written = write_comparison(rows, args.output)
-    report = write_report(args.output, tasks, rows=rows, n_resamples=args.resamples)  # the same rows, no recompute
+    written = write_comparison(rows, output)
+    report = write_report(output, tasks, rows=rows, n_resamples=resamples)
     print("\nWrote " + ", ".join(str(p) for p in written.values()))
     print(f"HTML report: {report}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    _check_stored(args)
+    return compare_and_report(args.output, args.baseline, args.plugins, args.resamples, args.seed)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -300,23 +318,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     level, prefix = (logging.INFO, "") if distributed.is_main() else (logging.WARNING, f"[rank {distributed.rank()}] ")
     logging.basicConfig(level=level, format=prefix + "%(message)s", stream=sys.stderr)
     try:
-        if argv[:1] == ["compare"]:
-            return _compare(build_compare_parser().parse_args(argv[1:]))
-        if argv[:1] == ["report"]:
-            return _report(build_report_parser().parse_args(argv[1:]))
-        if argv[:1] == ["describe"]:
-            return _describe(argv[1:])
-        if argv[:1] == ["train"]:
-            from coca_bench.train import main as train_main
+        if not argv or argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help"):
+            argv = ["run", *argv]  # the main command needs no subcommand: `run_suite.py --tasks all`
+        if argv[0] == "train":  # programs with parsers of their own: everything after the name is theirs
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see training.trainer
+            from coca_bench.training.trainer import main as train_main
 
             return train_main(argv[1:])
-        if argv[:1] == ["cache"]:
+        if argv[0] == "cache":
             from coca_bench.cache_admin import main as cache_main
 
             return cache_main(argv[1:])
-        args = build_run_parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
+        if args.command in ("compare", "report", "describe"):
+            return {"compare": _compare, "report": _report, "describe": _describe}[args.command](args)
         with _run_guard(args):
-            return _run(args, argv)
+            return _run(args, argv[1:])
     except KeyboardInterrupt as exc:
         from coca_bench.interrupts import EXIT_TERMINATED, Terminated
 

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from coca_bench.cache import CHUNK_SUFFIX, mark_feature_cache
 from coca_bench.data import UnreadableMediaError, load_image
+from coca_bench.data.video import FrameSampling
 from coca_bench.errors import CocaBenchError
 from coca_bench.fileio import atomic_file, sha256_file, sha256_text
 from coca_bench.fingerprints import feature_code_fingerprint
@@ -175,19 +176,6 @@ class VideoEmbeddings(NamedTuple):
     ids: list[str]
     skipped: list[Skip]
     frame_indices: list[list[int]]
-
-
-@dataclass(frozen=True)
-class FrameSampling:
-    """Which frames of a clip are encoded: ``num_frames`` by ``mode`` (uniform centres of equal segments, or the
-    first frames), read with ``backend``. Part of every video key and recorded by the tasks."""
-
-    num_frames: int = 16
-    mode: str = "uniform"
-    backend: str = "decord"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"num_frames": self.num_frames, "mode": self.mode, "backend": self.backend}
 
 
 class FeatureExtractor:

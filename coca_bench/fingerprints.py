@@ -166,7 +166,8 @@ def source_fingerprint(files: Iterable[Path], root: Path = PACKAGE_ROOT) -> str:
 def feature_code_fingerprint() -> str:
     """The code that turns input bytes into feature vectors (the extractor and all it imports: the network,
     preprocessing, media decoding) and the libraries that run it: part of every feature-cache key."""
-    files = code_closure([PACKAGE_ROOT / "features.py"])
+    entry = _module_file("coca_bench.features")  # a module or a package: the extractor and all it imports
+    files = code_closure([entry] if entry is not None else [])
     versions = {name: package_versions().get(name) for name in _FEATURE_LIBRARIES}
     return sha256_text(canonical_json({"code": source_fingerprint(files), "versions": versions}))
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import math
 import os
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -428,8 +427,7 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
     wall_time = time.perf_counter() - clock
     if not isinstance(result, TaskResult):
         raise RegistryError(f"Task {task.name!r} ({task.source}) returned {type(result).__name__}, not a TaskResult.")
-    _check_limit(task, result, settings)
-    metrics, unchecked = _declared_metrics(task, result, params)
+    metrics, unchecked = task.checked_metrics(result, params, settings.limit)
 
     fingerprint = records_fingerprint(context.inputs.record_sets, suite.data_root)  # what this run itself read
     splits = context.inputs.splits or ([result.split] if result.split else [])
@@ -481,82 +479,6 @@ def _unique_skips(skips: Sequence[Skip]) -> list[Skip]:
     for skip in skips:
         seen.setdefault((skip.sample_id, skip.reason), skip)
     return list(seen.values())
-
-
-def _check_limit(task: TaskSpec, result: TaskResult, settings: RunSettings) -> None:
-    """A limited run can never be stored with more samples than the limit (a plugin that forgot to apply it)."""
-    if settings.limit is not None and len(result.samples) > settings.limit:
-        raise RegistryError(
-            f"Task {task.name!r} ({task.source}) returned {len(result.samples)} samples under --limit "
-            f"{settings.limit}; read the evaluated records through ctx.load(...), which applies the limit."
-        )
-
-
-def _declared_metrics(
-    task: TaskSpec, result: TaskResult, params: Mapping[str, Any]
-) -> tuple[dict[str, float], dict[str, str]]:
-    """The task's metrics and the ones that could not be checked (with why).
-
-    A metric the task leaves out is computed from its declaration; a returned one is kept only if its declaration,
-    recomputed from the returned samples, agrees with it: the comparison's intervals are computed from those
-    samples, and an interval about another number is worse than none. A ``task`` metric that the aggregate does
-    not compute from samples (METEOR runs a Java scorer over the whole corpus) is kept, and listed as unchecked.
-    """
-    declared = {m.name: m for m in task.metrics}
-    undeclared = sorted(set(result.metrics) - set(declared))
-    if undeclared:
-        raise RegistryError(
-            f"Task {task.name!r} ({task.source}) returned metric(s) {undeclared} that it does not declare; "
-            "add them to register_task(metrics=...) so their direction and aggregation are known."
-        )
-    returned: dict[str, float] = {}
-    for name, raw in result.metrics.items():
-        try:
-            returned[name] = float(raw)
-        except (TypeError, ValueError):
-            raise RegistryError(
-                f"Task {task.name!r} returned metric {name!r} = {raw!r}, which is not a number."
-            ) from None
-    recomputed = task.recompute(result.samples, params) if result.samples else {}
-    metrics: dict[str, float] = {}
-    unchecked: dict[str, str] = {}
-    for spec in task.metrics:
-        if spec.name not in returned:
-            if spec.name in recomputed:
-                metrics[spec.name] = recomputed[spec.name]
-            continue
-        value = returned[spec.name]
-        metrics[spec.name] = value
-        if spec.name not in recomputed:
-            unchecked[spec.name] = (
-                "no per-sample records to recompute it from"
-                if not result.samples
-                else "the task's aggregate does not compute it from the per-sample records, so comparison keeps "
-                "the task's value and computes no interval for it"
-            )
-            continue
-        expected = recomputed[spec.name]
-        how = (
-            f"the mean of the samples' {spec.name!r} field"
-            if spec.aggregation == "mean"
-            else "the task's aggregate over the returned samples"
-        )
-        if not _agree(value, expected):
-            raise RegistryError(
-                f"Task {task.name!r} ({task.source}) returned {spec.name}={value!r}, but {how} gives {expected!r} "
-                f"(tolerance {METRIC_TOLERANCE:g}, relative); return samples that reproduce the metric, or leave the "
-                "metric out for the runner to compute."
-            )
-    return metrics, unchecked
-
-
-METRIC_TOLERANCE = 1e-6  # relative (absolute below 1): summation order only; any real disagreement is far larger
-
-
-def _agree(returned: float, expected: float) -> bool:
-    if math.isnan(expected) or math.isnan(returned):
-        return math.isnan(expected) and math.isnan(returned)
-    return abs(expected - returned) <= METRIC_TOLERANCE * max(1.0, abs(expected))
 
 
 __all__ = [

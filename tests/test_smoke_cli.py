@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _run(*args: str, check: bool = True, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **env_vars}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run_suite.py"), *args],
         capture_output=True,
@@ -78,9 +78,11 @@ def test_suite_end_to_end(tmp_path, readme_plugin):
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("checkpoint") and "imagenet_zeroshot/acc1" in summary[0] and len(summary) == 3
 
-    again = _run(*everything, "--no-compare")
+    again = _run(*everything, "--no-compare", PYTHONPROFILEIMPORTTIME="1")
     tasks = len(listing.strip().splitlines())
     assert again.stderr.count("reusing the stored result") == 2 * tasks  # every (checkpoint, task) reused
+    imported = re.findall(r"^import time:.*\|\s*(\S+)$", again.stderr, re.M)
+    assert "coca_bench.runner" in imported and "torch" not in imported  # no model built: nothing to compute
 
     compared = _run("compare", "--output", str(out), "--baseline", "demo", "--resamples", "200").stdout
     assert re.search(r"imagenet_zeroshot/acc1.*[+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]", compared), compared

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coca_bench.data.training_data import TrainingData, TrainingDataConfig, TrainingExample
 from coca_bench.model import CoCa, get_preset, load_checkpoint
 from coca_bench.model.preprocess import build_preprocess
 from coca_bench.model.tokenizer import build_tokenizer
 from coca_bench.model.video import encode_video, video_decoder_tokens
-from coca_bench.train import (
+from coca_bench.training.data import TrainingData, TrainingDataConfig, TrainingExample
+from coca_bench.training.trainer import (
     FINAL_DIR,
     STATE_FILE,
     TrainConfig,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,19 @@ FrameSamplingMode = Literal["uniform", "head"]
 VideoBackend = Literal["decord", "pyav"]
 FRAME_SAMPLING_MODES: tuple[str, ...] = ("uniform", "head")
 VIDEO_BACKENDS: tuple[str, ...] = ("decord", "pyav")
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """Which frames of a clip are encoded: ``num_frames`` by ``mode`` (uniform centres of equal segments, or the
+    first frames), read with ``backend``. Part of every video key and recorded by the tasks."""
+
+    num_frames: int = 16
+    mode: str = "uniform"
+    backend: str = "decord"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"num_frames": self.num_frames, "mode": self.mode, "backend": self.backend}
 
 
 def sample_frame_indices(num_frames_in_video: int, num_frames: int, mode: FrameSamplingMode = "uniform") -> list[int]:
@@ -227,6 +241,7 @@ def _unreadable(path: Path, exc: BaseException) -> UnreadableMediaError:
 
 
 __all__ = [
+    "FrameSampling",
     "FRAME_SAMPLING_MODES",
     "UNTRIMMED_TOLERANCE_S",
     "clip_frame_indices",

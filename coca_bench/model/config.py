@@ -315,7 +315,7 @@ PRESETS: dict[str, CocaConfig] = {
     "tiny": _tiny("open_clip", legacy_cls_mask=True),
     "tiny-cascade": _tiny("cascade", legacy_cls_mask=False),
     "tiny-paper": _tiny("cascade", legacy_cls_mask=False, layout="paper"),  # the paper presets' code paths, tiny
-    "coca-demo": _demo(),  # the shipped demo checkpoints: the paper layout, trained by coca_bench/train.py
+    "coca-demo": _demo(),  # the shipped demo checkpoints: the paper layout, trained by coca_bench/training/trainer.py
 }
 
 

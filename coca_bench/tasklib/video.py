@@ -14,8 +14,8 @@ FRAME_PARAMS = {
 
 
 def frame_sampling(params: dict[str, Any]) -> Any:
-    """The :class:`~coca_bench.features.FrameSampling` the parameters describe (part of every video cache key)."""
-    from coca_bench.features import FrameSampling
+    """The :class:`~coca_bench.data.video.FrameSampling` the parameters describe (part of every video cache key)."""
+    from coca_bench.data.video import FrameSampling
 
     if params["num_frames"] < 1:
         raise ValueError(f"num_frames must be at least 1; got {params['num_frames']}.")

@@ -2,7 +2,7 @@
 
 The objective is the paper's: ``1 * L_con + 2 * L_cap`` (:meth:`CoCa.loss`'s weights), a symmetric InfoNCE loss with
 a learnable temperature plus teacher-forced captioning cross-entropy over the full CLIP BPE vocabulary. Data comes
-from :mod:`coca_bench.data.training_data` (captions, class names in prompts, VQA text, short clips).
+from :mod:`coca_bench.training.data` (captions, class names in prompts, VQA text, short clips).
 
 Why a compact vocabulary: the training text uses a few hundred of the tokenizer's 49,408 tokens, and at width 128
 the two vocabulary matrices would hold 12.6M of the model's 14.6M parameters. Training keeps only the rows of the
@@ -19,13 +19,6 @@ as an uninterrupted run on the same machine and thread count.
 """
 
 from __future__ import annotations
-
-import os
-
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning threads made each training
-# step 5x slower (measured: 5.5 s against 1.0 s with 2 threads). Set before torch starts its thread pool; it changes
-# no result. An explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import dataclasses
@@ -44,13 +37,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from coca_bench.data.training_data import TrainingData, TrainingDataConfig, TrainingExample
 from coca_bench.fileio import atomic_write_bytes, atomic_write_text
 from coca_bench.model.checkpoints import load_checkpoint, save_native
 from coca_bench.model.coca import CoCa, contrastive_loss
 from coca_bench.model.config import CocaConfig, get_preset
 from coca_bench.model.preprocess import build_preprocess
 from coca_bench.model.tokenizer import build_tokenizer
+from coca_bench.training.data import TrainingData, TrainingDataConfig, TrainingExample
 
 STATE_FILE, LOG_FILE, FINAL_DIR = "train_state.pt", "train_log.jsonl", "final"
 STATE_FORMAT = "coca_bench_train_state"
@@ -482,7 +475,7 @@ def model_card(name: str, network: CoCa, config: TrainConfig, steps: int, histor
         f"- Steps: {steps} of {config.steps}, {steps * config.batch_size:,} examples seen (one epoch is "
         f"{data.size:,}). Loss at this step: {history['loss']:.3f} (contrastive {history['contrastive_loss']:.3f}, "
         f"captioning {history['caption_loss']:.3f}), temperature {1 / history['logit_scale']:.4f}.",
-        f"- Data: `coca_bench.data.training_data`, seed {data.seed}; the evaluation mini datasets use seed 0 and "
+        f"- Data: `{TrainingData.__module__}`, seed {data.seed}; the evaluation mini datasets use seed 0 and "
         "other random streams, so no training image is an evaluation image. Shapes (circle, square, triangle, star; "
         f"hexagon, diamond, cross {data.novel_share:.0%} of the time) in six colours, rendered at 128 px, through "
         f"JPEG and the model's preprocessing. Mix: {data.caption_weight:.0%} captioned scenes of one or two shapes; "
@@ -557,6 +550,9 @@ def reproduce_command(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``coca-bench train``. Run through the CLI, idle OpenMP threads sleep instead of spinning
+    (``OMP_WAIT_POLICY=PASSIVE``, set before torch loads: on a CPU shared with other jobs, spinning threads made each
+    step 5x slower, 5.5 s against 1.0 s with 2 threads); it changes no result, and an explicit setting wins."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
