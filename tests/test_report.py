@@ -21,12 +21,12 @@ from html import escape
 from pathlib import Path
 
 import pytest
+from browser import find_chromium, load_page
 from PIL import Image
 from test_frames import assert_frame_matches_json_files
 
 from coca_bench import cli
 from coca_bench.report import CONTENT_SECURITY_POLICY, REPORT_HTML, write_report
-from coca_bench.report.browser import find_chromium, load_page
 from coca_bench.results import (
     CheckpointInfo,
     ResultStore,

@@ -2,9 +2,10 @@
 
 - :mod:`.build`: the page (summary, per-task comparison charts, samples, skips, provenance) and :func:`write_report`;
 - :mod:`.samples`: the qualitative view of each task's per-sample records;
-- :mod:`.media`: the pictures next to them, read through the dataset readers and embedded;
-- :mod:`.browser`: a minimal headless-Chromium driver (DevTools protocol over a pipe) that loads a report, for the
-  tests and for the README's screenshot.
+- :mod:`.media`: the pictures next to them, read through each task's own read pass and embedded.
+
+The headless-Chromium driver that loads a report for the tests and the README's screenshot is a test helper
+(``tests/browser.py``): the product writes HTML and never needs a browser.
 
 Nothing here imports torch.
 """

@@ -1,12 +1,14 @@
 """Load a page in headless Chromium and report what a user's browser would see: console errors, requests, a screenshot.
 
-Why a driver of our own: it needs no extra package (no Selenium, no websockets). Chromium speaks the DevTools
+A test helper, not part of the product: coca-bench writes HTML and never needs a browser. Why a driver of our own
+rather than Playwright or Selenium: it needs no extra package (Playwright's Python package would fetch its own
+browser build, which this project's machines cannot download; Selenium needs chromedriver besides Chromium). Chromium speaks the DevTools
 protocol over a pipe (``--remote-debugging-pipe``: commands on fd 3, replies on fd 4, each JSON message ended by a
 NUL byte), which gives every console message, uncaught exception and network request as an event, not as text
 scraped from a log. Host names resolve to nothing (``--host-resolver-rules``), so even a page that tried to reach
 the network would not leave the machine, and the attempt is still seen as a request.
 
-    python -m coca_bench.report.browser results/report.html docs/report.png --viewport 1280x1700 --width 960
+    python tests/browser.py results/report.html docs/report.png --viewport 1280x1700 --width 960
 """
 
 from __future__ import annotations
@@ -238,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import io
 
-    parser = argparse.ArgumentParser(prog="python -m coca_bench.report.browser", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python tests/browser.py", description=main.__doc__)
     parser.add_argument("page", type=Path, help="an HTML file, e.g. results/report.html")
     parser.add_argument("png", type=Path, help="where to write the screenshot")
     parser.add_argument("--viewport", default="1280x900", metavar="WxH", help="browser viewport (default 1280x900)")
