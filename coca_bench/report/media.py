@@ -52,11 +52,13 @@ def media_index(record: Mapping[str, Any], spec: TaskSpec | None) -> MediaIndex:
 
     view = spec.view
     dataset = record.get("dataset") or {}
-    root = Path(dataset.get("root") or "")
-    data_root = Path(dataset["data_root"]) if dataset.get("data_root") else root.parent
+    root = Path(dataset.get("root") or "")  # the dataset folder the run read: data root / the task's folder
     params = (record.get("config") or {}).get("params") or {}
     try:
-        evaluated = read_records(spec, data_root, spec.resolve_params(params), RunSettings()).evaluated_sets
+        resolved = spec.resolve_params(params)
+        folder = spec.dataset_folder(resolved)
+        data_root = Path(str(root)[: -len(folder)]) if root.as_posix().endswith("/" + folder) else root.parent
+        evaluated = read_records(spec, data_root, resolved, RunSettings()).evaluated_sets
     except Exception as exc:  # a moved or partial dataset must not stop the report: show placeholders instead
         log.info("report: cannot read the dataset of %s at %s: %s", task, root, exc)
         return MediaIndex(problem=f"dataset not readable at {root}: {exc}")
