@@ -13,9 +13,9 @@ interleaved rounds (``timing.interleaved``):
 - ``ours, embed_texts``: ``FeatureExtractor.embed_texts`` (cache disabled), what ``imagenet_zeroshot`` runs:
   tokenization included, batches sorted by length within each cache chunk.
 
-Every contender's embeddings must be within 1e-5 of open_clip's (exit status 1 otherwise). Prints the CPU model and
-whether oneDNN has native bf16 there (not used here: everything is fp32), and writes
-``bench/out/bench_text_encoding.json``.
+Every contender's embeddings must be within 1e-5 of open_clip's (exit status 1 otherwise). Prints the CPU line
+(``timing.print_cpu_line``) and ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` (not used here: everything is
+fp32), and writes ``bench/out/bench_text_encoding.json``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 import torch
-from bench_model import cpu_flags, cpu_model, git_commit
-from timing import QUIET_FOREIGN_CORES, foreign_load, interleaved, paired_ratio, quiet_round_count
+from bench_model import git_commit
+from timing import QUIET_FOREIGN_CORES, foreign_load, interleaved, paired_ratio, print_cpu_line, quiet_round_count
 
 ARCH = "coca_ViT-B-32"
 SPEEDUP_TARGET = 4.0  # ours / open_clip prompts per second (issue 19)
@@ -57,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     import open_clip
 
     from coca_bench.features import FeatureExtractor
+    from coca_bench.hardware import detect
     from coca_bench.model.parity import ours_from_open_clip, random_open_clip_coca
     from coca_bench.settings import RunSettings
 
-    bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    print(f"CPU: {cpu_model()} ({' '.join(cpu_flags()) or 'no AVX2'}); oneDNN native bf16: {bf16}; "
+    print_cpu_line()
+    cpu = detect()
+    print(f"torch.ops.mkldnn._is_mkldnn_bf16_supported(): {cpu.onednn_bf16} (not used: everything here is fp32); "
           f"torch {torch.__version__}, open_clip {open_clip.__version__}, {args.threads} threads")  # fmt: skip
     busy = foreign_load(2.0)
     if busy > QUIET_FOREIGN_CORES:
@@ -107,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "context_length": ids.shape[1],
         "batch_size": args.batch_size,
         "threads": args.threads,
-        "cpu_model": cpu_model(),
-        "cpu_flags": cpu_flags(),
-        "onednn_bf16_supported": bf16,
+        "cpu": cpu.as_dict(),
         "torch": torch.__version__,
         "open_clip": open_clip.__version__,
         "git_commit": git_commit(),

@@ -406,9 +406,14 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
 
     if not settings.force:
         read = read_records(task, suite.data_root, params, settings)  # no model: the task up to its first use
-        reusable = suite.store.find_reusable(
-            run.info.name, task.name, key_for(records_fingerprint(read.record_sets, suite.data_root))
-        )
+        reusable = None
+        try:
+            suite.store.load(run.info.name, task.name)  # a damaged record: said once, then recomputed
+        except ValueError as exc:
+            log.warning("%s It will be recomputed.", exc)
+        else:
+            key = key_for(records_fingerprint(read.record_sets, suite.data_root))
+            reusable = suite.store.find_reusable(run.info.name, task.name, key)
         if reusable is not None:
             log.info("%s: reusing the stored result (use --force to recompute)", where)
             return reusable

@@ -3,7 +3,8 @@
 The end-to-end test launches the suite as a user does, once with ``torch.distributed.run --nproc-per-node 2`` and
 once as one process, and compares every metric and every per-sample record. The small tests run the distributed
 extractor in two spawned processes with a fake model: the same vectors and skips as one process, an error on a
-worker raised on rank 0, and the ranks staying in step across calls.
+worker raised on rank 0, the ranks staying in step across calls, and a feature kind registered here (outside the
+package) served on both ranks without the distributed extractor knowing it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 import torch.multiprocessing as mp
 
 from coca_bench import distributed
+from coca_bench.features import feature_kind
 from coca_bench.settings import RunSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +93,20 @@ def test_torchrun_two_ranks_equal_a_single_process(tmp_path):
 # --------------------------------------------------------------------------- the extractor in two processes
 
 
+@feature_kind
+def token_counts(features, texts: list[str]) -> np.ndarray:
+    """A toy kind, registered by this test module as a plugin would: each text's count of non-pad tokens."""
+    count = lambda ids: (ids != 0).sum(dim=1, keepdim=True).float().numpy()
+    return features.from_texts("token_count", {}, texts, count)
+
+
+@feature_kind
+def pixel_means(features, samples: list) -> np.ndarray:
+    """A toy image kind whose batches of 3 straddle chunks of 2: a failed item may come before its chunk's turn."""
+    means = lambda pixels, _: pixels.mean(dim=(2, 3)).numpy()
+    return features.from_images("pixel_mean", {}, samples, means, batch_size=3)
+
+
 def _worker(rank: int, port: int, cache: str, result_file: str, nan_on_worker: bool) -> None:
     env = {"RANK": rank, "WORLD_SIZE": 2, "LOCAL_RANK": rank, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
     os.environ.update({key: str(value) for key, value in env.items()})
@@ -122,9 +138,19 @@ def _worker(rank: int, port: int, cache: str, result_file: str, nan_on_worker: b
             except FeatureExtractionError as exc:
                 out["error"] = str(exc)
             images = features.embed_images(samples)
-            out |= {"images": images.vectors, "ids": images.ids, "by_rank": features.items_encoded_by_rank}
+            out |= {"images": images.vectors, "ids": images.ids, "by_rank": list(features.items_encoded_by_rank)}
             again = features.embed_images(samples)  # all from rank 0's cache: no rank encodes
-            out |= {"again": again.vectors, "by_rank_after": features.items_encoded_by_rank}
+            out |= {"again": again.vectors, "by_rank_after": list(features.items_encoded_by_rank)}
+            out["token_counts"] = token_counts(features, texts)
+            out["toy_by_rank"] = [n - m for n, m in zip(features.items_encoded_by_rank, out["by_rank_after"])]
+            broken = make_images(Path(cache).parent / "broken", 9)
+            broken[4].path.write_bytes(b"not an image")  # rank 0's batch [0, 1, 4] yields item 4's skip first
+            means = pixel_means(features, broken)
+            out |= {"means": means.vectors, "means_skipped": [s.sample_id for s in means.skipped]}
+            try:  # a shared path called outside any kind is never announced: refused on rank 0, before any collective
+                features.from_texts("token_count", {"unannounced": True}, texts, lambda ids: ids.float().numpy())
+            except RuntimeError as exc:
+                out["unannounced"] = str(exc)
         finally:
             release_workers()
         np.save(result_file, out, allow_pickle=True)
@@ -144,11 +170,18 @@ def _spawn(tmp_path: Path, nan_on_worker: bool) -> dict:
     return np.load(result, allow_pickle=True).item()
 
 
-def test_two_ranks_give_one_process_vectors_and_share_the_work(tmp_path):
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """One run of the worker above on two ranks, shared by the tests that read its results."""
+    tmp_path = tmp_path_factory.mktemp("two_ranks")
+    return _spawn(tmp_path, nan_on_worker=False), tmp_path
+
+
+def test_two_ranks_give_one_process_vectors_and_share_the_work(two_ranks):
     sys.path.insert(0, str(ROOT / "tests"))
     from test_features import FakeModel, extractor, make_images
 
-    out = _spawn(tmp_path, nan_on_worker=False)
+    out, tmp_path = two_ranks
     single = extractor(FakeModel(), None, chunk_size=2)
     np.testing.assert_array_equal(out["texts"], single.embed_texts([f"caption {i}" for i in range(11)]))
     expected = single.embed_images(make_images(tmp_path / "images", 9))
@@ -159,16 +192,24 @@ def test_two_ranks_give_one_process_vectors_and_share_the_work(tmp_path):
     np.testing.assert_array_equal(out["again"], out["images"])
 
 
+def test_a_kind_registered_outside_the_package_is_served_on_every_rank(two_ranks):
+    """No list of kinds to keep: a kind left off one would reach the cache on rank 0 alone and hang the ranks."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_features import FakeModel, extractor, make_images
+
+    out, tmp_path = two_ranks
+    single = token_counts(extractor(FakeModel(), None, chunk_size=2), [f"caption {i}" for i in range(11)])
+    np.testing.assert_array_equal(out["token_counts"], single)
+    assert out["toy_by_rank"] == [6, 5]  # chunks 0,2,4 | 1,3,5: rank 1 made the call rank 0 announced
+    broken = make_images(tmp_path / "broken_single", 9)
+    broken[4].path.write_bytes(b"not an image")
+    means = pixel_means(extractor(FakeModel(), None, chunk_size=2), broken)
+    np.testing.assert_array_equal(out["means"], means.vectors)
+    assert out["means_skipped"] == ["s4"] == [s.sample_id for s in means.skipped]
+    assert "outside a feature kind" in out["unannounced"]
+
+
 def test_an_error_on_a_worker_is_raised_on_rank_0_and_the_ranks_stay_in_step(tmp_path):
     out = _spawn(tmp_path, nan_on_worker=True)
     assert "NaN or infinite features" in out["error"]
     assert len(out["ids"]) == 9 and out["by_rank"][1] > 0  # the next call still ran on both ranks
-
-
-def test_every_public_extractor_method_is_announced_to_the_workers():
-    """A method left out would reach the cached path on rank 0 alone and put the ranks out of step."""
-    from coca_bench.distributed_features import _SERVED_METHODS
-    from coca_bench.features import FeatureExtractor
-
-    public = {n for n, v in vars(FeatureExtractor).items() if callable(v) and not n.startswith("_")}
-    assert public == set(_SERVED_METHODS)

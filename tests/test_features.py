@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from coca_bench import features as features_module
+from coca_bench import fingerprints
 from coca_bench.cache import feature_cache_dir
 from coca_bench.features import FeatureExtractionError, FeatureExtractor
 from coca_bench.settings import RunSettings
@@ -235,7 +235,7 @@ def test_a_change_of_model_code_or_library_versions_misses(tmp_path, monkeypatch
     """The key used to cover weights, config, tokenizer, preprocess and precision, but not the code computing them."""
     samples = make_images(tmp_path / "img", 4)
     extractor(FakeModel(), tmp_path / "cache").embed_images(samples)
-    monkeypatch.setattr(features_module, "feature_code_fingerprint", lambda: "edited model code or torch upgrade")
+    monkeypatch.setattr(fingerprints, "feature_code_fingerprint", lambda: "edited model code or torch upgrade")
     model = FakeModel()
     extractor(model, tmp_path / "cache").embed_images(samples)
     assert model.images_encoded == 4
@@ -306,3 +306,51 @@ def test_captions_are_generated_once_cached_per_generation_setting_and_resume_by
     chunks[-1].unlink()  # as if interrupted before the last chunk was written
     extractor(model, tmp_path / "cache", chunk_size=2).captions(samples, {**greedy, "max_new_tokens": 5})
     assert 0 < sum(calls) < 5  # only the missing chunk is generated again
+
+
+_PLUGIN_KIND = """
+from coca_bench.features import feature_kind
+
+
+@feature_kind
+def scaled_pixel_means(features, samples):
+    encode = lambda pixels, _: pixels.mean(dim=(2, 3)).numpy() * {scale}
+    return features.from_images("scaled_pixel_mean", {{}}, samples, encode)
+"""
+
+
+def test_a_kind_registered_by_a_plugin_has_its_code_in_its_key(tmp_path):
+    """The package's code is in every key through the feature code fingerprint; a plugin's kind adds its own file."""
+    import importlib.util
+
+    from coca_bench.features import FEATURE_KINDS
+
+    source, samples = tmp_path / "plugin_kind.py", make_images(tmp_path / "img", 3)
+
+    def run(scale: str) -> tuple[np.ndarray, int]:
+        source.write_text(_PLUGIN_KIND.format(scale=scale))
+        spec = importlib.util.spec_from_file_location("plugin_kind", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # a second import of the same file replaces its own registration
+        features = extractor(FakeModel(), tmp_path / "cache", chunk_size=3)
+        return module.scaled_pixel_means(features, samples).vectors, features.stats.chunks_from_cache
+
+    try:
+        first, _ = run("1.0")
+        again, hits = run("1.0")
+        assert hits == 1 and np.array_equal(again, first)
+        edited, hits = run("2.50")  # an edit of the kind's code: another key, computed afresh
+        assert hits == 0
+        np.testing.assert_allclose(edited, first * 2.5, rtol=1e-6)
+    finally:
+        FEATURE_KINDS.pop("scaled_pixel_means", None)
+
+
+def test_two_kinds_under_one_name_are_refused_naming_both():
+    from coca_bench.features import FeatureExtractor, FeatureKindError, feature_kind
+
+    with pytest.raises(FeatureKindError, match="embed_images.*registered twice"):
+
+        @feature_kind
+        def embed_images(features, samples):
+            return FeatureExtractor.embed_images(features, samples)

@@ -163,10 +163,10 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 def test_a_docstring_or_comment_edit_in_the_feature_code_keeps_every_key(package_copy: Path) -> None:
     before = _code_fingerprints(package_copy)
-    _edit(
-        package_copy / "coca_bench" / "features.py", "Batched encoding of images", "Batched encoding (edited) of images"
-    )
-    _edit(package_copy / "coca_bench" / "features.py", "\nimport ", "\n# a comment\n\n\nimport ")
+    features = package_copy / "coca_bench" / "features"
+    _edit(features / "__init__.py", "Batched encoding of images", "Batched encoding (edited) of images")
+    _edit(features / "base.py", "\nimport ", "\n# a comment\n\n\nimport ")
+    _edit(features / "base.py", "What every feature kind shares", "What (edited) every feature kind shares")
     assert _code_fingerprints(package_copy) == before
 
 
