@@ -108,15 +108,20 @@ def _imports(tree: ast.AST, path: Path) -> tuple[str, ...]:
 
 
 def _module_file(name: str) -> Path | None:
+    return _module_file_under(name, PACKAGE_ROOT)
+
+
+@lru_cache(maxsize=4096)
+def _module_file_under(name: str, package_root: Path) -> Path | None:
     """The package file of a ``coca_bench`` module name (the built-in tasks live in ``tasks/``), or None."""
     parts = name.split(".")
     if parts[0] != "coca_bench":
         return None
     if parts[1:2] == ["builtin_tasks"]:
-        roots = [PACKAGE_ROOT.parent / "tasks", PACKAGE_ROOT / "builtin_tasks"]
+        roots = [package_root.parent / "tasks", package_root / "builtin_tasks"]
         parts = parts[2:]
     else:
-        roots = [PACKAGE_ROOT]
+        roots = [package_root]
         parts = parts[1:]
     for root in roots:
         base = root.joinpath(*parts) if parts else root
@@ -163,6 +168,7 @@ def source_fingerprint(files: Iterable[Path], root: Path = PACKAGE_ROOT) -> str:
     return sha256_text(canonical_json(entries))
 
 
+@lru_cache(maxsize=1)
 def feature_code_fingerprint() -> str:
     """The code that turns input bytes into feature vectors (the extractor and all it imports: the network,
     preprocessing, media decoding) and the libraries that run it: part of every feature-cache key."""
@@ -172,10 +178,12 @@ def feature_code_fingerprint() -> str:
     return sha256_text(canonical_json({"code": source_fingerprint(files), "versions": versions}))
 
 
+@lru_cache(maxsize=256)
 def suite_code_fingerprint(task_source: str = "") -> str:
     """The code that can change a task's numbers (its plugin file, the runner, and every ``coca_bench`` module
     either imports) and the library versions: part of every result key. The report, the comparison and the CLI
-    are not imported by them, so editing those reruns nothing."""
+    are not imported by them, so editing those reruns nothing. Computed once per process, like the versions: the
+    code a process runs is the code it imported when it started."""
     entries = [
         PACKAGE_ROOT / "runner.py",
         *([Path(task_source)] if task_source and Path(task_source).is_file() else []),
