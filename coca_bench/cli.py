@@ -1,9 +1,9 @@
 """Command line: ``coca-bench`` / ``python run_suite.py``. It parses and prints; the runner does the work.
 
     run_suite.py --tasks list
-    run_suite.py --tasks zeroshot,coco_retrieval --checkpoint open_clip:coca_ViT-B-32:laion2b_s13b_b90k
-    run_suite.py --tasks imagenet_zeroshot --param templates=simple --param imagenet_zeroshot.logit_scale=50
-    run_suite.py describe imagenet_zeroshot
+    run_suite.py --tasks zeroshot,retrieval --checkpoint open_clip:coca_ViT-B-32:laion2b_s13b_b90k
+    run_suite.py --tasks zeroshot --param templates=simple --param TASK.logit_scale=50
+    run_suite.py describe TASK
     run_suite.py compare --baseline tiny-coca
     run_suite.py report                      # results/report.html: summary, intervals, samples, provenance
     run_suite.py cache --info                # the feature cache's size; `cache prune --older-than 30` trims it

@@ -40,7 +40,7 @@ KINDS: tuple[str, ...] = ("caption", "label", "vqa", "video")
 # Separates the training stream from the mini datasets' streams (which are seeded by dataset name), so that even
 # the same seed never draws an evaluation scene.
 TRAIN_STREAM = zlib.crc32(b"coca-bench training data")
-# CLIP's Kinetics prompt set (4 framings x 7 phrasings), as the kinetics_zeroshot task uses it.
+# CLIP's Kinetics prompt set (4 framings x 7 phrasings), as the Kinetics zero-shot task uses it.
 KINETICS_PROMPTS: tuple[str, ...] = tuple(
     f"{frame} {phrase}{{c}}."
     for frame in ("a photo of", "a video of", "a example of", "a demonstration of")

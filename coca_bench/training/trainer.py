@@ -49,6 +49,7 @@ STATE_FILE, LOG_FILE, FINAL_DIR = "train_state.pt", "train_log.jsonl", "final"
 STATE_FORMAT = "coca_bench_train_state"
 OUTPUT_ONLY = ("early_step", "save_every")  # settings that change what is written, never the weights
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp of the learnable temperature
+ADAM_BETAS, ADAM_EPS = (0.9, 0.98), 1e-6
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ class Trainer:
                 position = self.network.visual.positional_embedding
                 position.mul_(self.config.image_position_init_std * self.full_cfg.vision.width**0.5)
         self.optimizer = torch.optim.AdamW(
-            _param_groups(self.network, self.config.weight_decay), lr=self.config.lr, betas=(0.9, 0.98), eps=1e-6
+            _param_groups(self.network, self.config.weight_decay), lr=self.config.lr, betas=ADAM_BETAS, eps=ADAM_EPS
         )
 
     def start(self, resume: bool) -> None:
@@ -467,8 +468,10 @@ def model_card(name: str, network: CoCa, config: TrainConfig, steps: int, histor
         "",
         "## Training",
         "",
-        "- Objective: the paper's `1 * contrastive + 2 * captioning` loss with a learnable temperature (initial "
-        f"0.07, clamped at 1/100); AdamW (betas 0.9 / 0.98, weight decay {config.weight_decay} on matrices), "
+        f"- Objective: the paper's `{cfg.contrastive_loss_weight:g} * contrastive + {cfg.caption_loss_weight:g} * "
+        f"captioning` loss with a learnable temperature (initial {math.exp(-cfg.init_logit_scale):.2g}, clamped at "
+        f"1/{math.exp(MAX_LOGIT_SCALE):.0f}); AdamW (betas {ADAM_BETAS[0]} / {ADAM_BETAS[1]}, weight decay "
+        f"{config.weight_decay} on matrices), "
         f"learning rate {config.lr} with {config.warmup_steps} warm-up steps and cosine decay to "
         f"{config.min_lr_ratio:g}x, gradient clipping {config.grad_clip}, batch {config.batch_size}; image "
         f"positional embedding initialised at std {config.image_position_init_std} (see `TrainConfig`).",
