@@ -59,6 +59,29 @@ def _start(output: Path, cache: Path, cache_root: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
+# The real CLI, whose process SIGKILLs itself right after its first caption chunk is written: killed between two
+# chunks of a task on every machine, where a parent polling for the chunk can be outrun by a fast second chunk.
+_KILLED_AFTER_FIRST_CAPTION_CHUNK = """
+import os, signal, sys
+from coca_bench.features import store
+from coca_bench.cli import main
+
+save = store.ChunkStore.save
+def save_then_die(self, lookup, index, item_keys):
+    save(self, lookup, index, item_keys)
+    if lookup.paths[index] is not None and lookup.paths[index].parent.parent.name == "caption":
+        os.kill(os.getpid(), signal.SIGKILL)
+store.ChunkStore.save = save_then_die
+sys.argv[0] = "run_suite.py"
+raise SystemExit(main())
+"""
+
+
+def _run_killed_between_caption_chunks(output: Path, cache: Path, cache_root: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", _KILLED_AFTER_FIRST_CAPTION_CHUNK, *_command(output, cache)[2:]]
+    return subprocess.run(command, cwd=ROOT, env=_env(cache_root), capture_output=True, text=True, timeout=300)
+
+
 def _wait_for(process: subprocess.Popen, condition, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -95,12 +118,9 @@ def test_sigkill_mid_task_then_rerun_reuses_what_finished_and_equals_an_uninterr
     tmp_path, cache_root, uninterrupted
 ):
     output, cache = tmp_path / "out", tmp_path / "features"
-    run = _start(output, cache, cache_root)
-    # The probe's result is stored and captioning has finished one of its two chunks: kill it between them.
-    _wait_for(run, lambda: any((cache / "caption").rglob("*.npz")) if (cache / "caption").is_dir() else False)
-    run.kill()
-    run.communicate()
-    assert run.returncode == -signal.SIGKILL
+    # The probe's result is stored and captioning has finished one of its two chunks: killed between them.
+    killed = _run_killed_between_caption_chunks(output, cache, cache_root)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
     finished_results = {
         p.name: p.read_bytes() for p in (output / CHECKPOINT).glob("*.json") if p.name != "checkpoint.json"
