@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from coca_bench.data import minidata
-from coca_bench.data.minidata import MINI_DATASETS, default_data_root, generate_minidata
+from coca_bench.data.minidata import all_mini_datasets, default_data_root, generate_minidata
 from coca_bench.data.scenes import COLOURS, NOVEL_SHAPES, POSITION_PHRASES, SHAPES
 from coca_bench.data.video import read_frames
 
@@ -83,7 +83,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(minidata_root
 
 
 def test_every_dataset_folder_and_the_readme_exist(minidata_root: Path) -> None:
-    for dataset in MINI_DATASETS:
+    for dataset in all_mini_datasets():
         assert (minidata_root / dataset).is_dir(), dataset
     assert "official layout" in (minidata_root / "README.md").read_text()
 
