@@ -71,9 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", parents=[_plugins_option()], help="evaluate checkpoints on tasks (default)")
     _add_run_options(run)
-    commands.add_parser(
+    compare = commands.add_parser(
         "compare", parents=[_comparison_options()], help="compare stored checkpoints with paired bootstrap CIs",
         description="Compare the checkpoints stored in an output folder, with paired bootstrap confidence intervals.",
+    )  # fmt: skip
+    compare.add_argument(
+        "--published", default=None, metavar="NAME[,NAME]|all",
+        help="also set each run beside these published models' figures (the CoCa paper's tables, open_clip's "
+        "results), in the paper's layout; `all` for every one; written to OUTPUT/published.md",
     )  # fmt: skip
     commands.add_parser(
         "report", parents=[_comparison_options()], help="write OUTPUT/report.html",
@@ -298,8 +303,34 @@ def compare_and_report(
 
 
 def _compare(args: argparse.Namespace) -> int:
+    models = None
+    if args.published is not None:  # a misspelt name fails before the comparison's work
+        from coca_bench.published import published
+
+        models = published().select(args.published)
     _check_stored(args)
-    return compare_and_report(args.output, args.baseline, args.plugins, args.resamples, args.seed)
+    status = compare_and_report(args.output, args.baseline, args.plugins, args.resamples, args.seed)
+    if models is not None:
+        print(write_published(args.output, models))
+    return status
+
+
+def write_published(output: Path, models: Sequence[str]) -> str:
+    """The stored runs beside the published figures of ``models``: printed, and written to OUTPUT/published.md."""
+    from coca_bench.fileio import atomic_write_text
+    from coca_bench.published import compare_with_published, format_published_comparison, paper_view
+    from coca_bench.results import ResultStore
+
+    records = ResultStore(output).records()
+    text = (
+        "\nAgainst published figures (points; x 100 of the stored fractions)\n\n"
+        + format_published_comparison(compare_with_published(records, models))
+        + "\n\nIn the paper's layout († not comparable, see the notes)\n\n"
+        + paper_view(records, models)
+    )
+    path = Path(output) / "published.md"
+    atomic_write_text(path, "# coca-bench runs beside published figures\n" + text)
+    return text + f"\nWrote {path}"
 
 
 def _report(args: argparse.Namespace) -> int:

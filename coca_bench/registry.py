@@ -42,6 +42,7 @@ from coca_bench.task import (  # the contract, re-exported: plugins import it fr
 
 _TASKS: dict[str, TaskSpec] = {}
 _PENDING_VARIANTS: list[tuple[str, str, dict[str, Any]]] = []  # (base, source, changes) until the base registers
+_GROUP_AVERAGES: dict[str, GroupAverage] = {}
 BUILTIN_PACKAGE = "coca_bench.builtin_tasks"
 _PLUGIN_PACKAGE = "coca_bench_plugins"
 
@@ -244,6 +245,37 @@ def load_plugins(folders: Sequence[Path] = (), entry_points: bool = True) -> dic
     return dict(_TASKS)
 
 
+@dataclasses.dataclass(frozen=True)
+class GroupAverage:
+    """A summary column: the mean of ``metric`` over every registered task of ``group`` (the paper's "Avg" over
+    ImageNet and its robustness variants), defined for a checkpoint only when every one of them has a value."""
+
+    group: str
+    metric: str
+    source: str
+
+    @property
+    def column(self) -> str:
+        return f"{self.group}/avg_{self.metric}"
+
+    def members(self) -> list[str]:
+        return [name for name, spec in _TASKS.items() if self.group in spec.groups]
+
+
+def group_average(group: str, metric: str) -> GroupAverage:
+    """Declare that the summaries add the mean of ``metric`` over the tasks of ``group``."""
+    declared = GroupAverage(group, metric, _caller_file(1))
+    previous = _GROUP_AVERAGES.get(group)
+    if previous is not None and previous.source != declared.source:
+        raise RegistryError(f"Group {group!r} has an average declared twice: in {previous.source} and in {declared.source}.")  # fmt: skip
+    _GROUP_AVERAGES[group] = declared
+    return declared
+
+
+def group_averages() -> list[GroupAverage]:
+    return list(_GROUP_AVERAGES.values())
+
+
 def all_tasks() -> dict[str, TaskSpec]:
     return dict(_TASKS)
 
@@ -282,10 +314,12 @@ def select_tasks(selector: str) -> list[TaskSpec]:
 def _clear_for_tests() -> None:
     _TASKS.clear()
     _PENDING_VARIANTS.clear()
+    _GROUP_AVERAGES.clear()
 
 
 __all__ = [
     "AGGREGATIONS",
+    "GroupAverage",
     "MetricSpec",
     "RecordsRead",
     "SampleView",
@@ -298,6 +332,8 @@ __all__ = [
     "aggregate_metrics",
     "all_tasks",
     "get_task",
+    "group_average",
+    "group_averages",
     "load_plugins",
     "mean_of_field",
     "read_records",

@@ -15,6 +15,8 @@ from coca_bench.results.store import ResultStore
 if TYPE_CHECKING:
     import pandas as pd
 
+    from coca_bench.registry import GroupAverage
+
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
 
@@ -111,12 +113,14 @@ def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | 
     results = results_frame(records)
     metric_order = ordered_metric_order(records, metric_order)
     values, ran = summary_frame(results, metric_order)
+    averages = add_group_averages(values, ran)
 
     # CSV: the floats themselves (str of a float is its shortest round-trip form), "" where not run, "nan" undefined
     cells = values.astype(object).where(ran, "").mask(ran & values.isna(), "nan")
     csv_text = cells.reset_index().to_csv(index=False, lineterminator="\n")
     undefined = undefined_columns(values)
     columns = [(t, m, up) for t, m, up in summary_columns(results, metric_order) if f"{t}/{m}" not in undefined]
+    columns += [(a.group, f"avg_{a.metric}", True) for a in averages if a.column not in undefined]
     shown = [f"{t}/{m}" for t, m, _ in columns]
     md_header = ["checkpoint", *(f"{t}/{m} {'↑' if up else '↓'}" for t, m, up in columns)]
     md_rows = [
@@ -142,6 +146,22 @@ def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | 
     atomic_write_text(csv_path, csv_text)
     atomic_write_text(md_path, markdown)
     return csv_path, md_path
+
+
+def add_group_averages(values: pd.DataFrame, ran: pd.DataFrame) -> list[GroupAverage]:
+    """Add each declared group average (:func:`coca_bench.registry.group_average`) whose member tasks all have a
+    column, in place; a checkpoint's cell is defined only when every member has a value. Returns those added."""
+    from coca_bench.registry import group_averages
+
+    added = []
+    for average in group_averages():
+        members = [f"{task}/{average.metric}" for task in average.members()]
+        if len(members) < 2 or not all(column in values.columns for column in members):
+            continue
+        values[average.column] = values[members].mean(axis=1, skipna=False)
+        ran[average.column] = ran[members].all(axis=1)
+        added.append(average)
+    return added
 
 
 def summary_notes(by_checkpoint: Mapping[str, Mapping[str, dict]]) -> list[str]:
@@ -192,6 +212,7 @@ def format_results_table(records: list[dict]) -> str:
 
 __all__ = [
     "DEFAULT_GROUP_ORDER",
+    "add_group_averages",
     "SUMMARY_CSV",
     "SUMMARY_MD",
     "TRAINED_GROUPS",
