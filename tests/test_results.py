@@ -344,3 +344,28 @@ def test_atomic_writes_get_the_usual_file_mode_not_mkstemps_private_one(tmp_path
     finally:
         os.umask(old)
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_declared_group_average_is_a_summary_column_defined_only_when_every_member_ran(
+    tmp_path: Path, clean_registry
+):
+    """The paper's "Avg" over ImageNet and its variants: the mean over the group's registered tasks."""
+    import dataclasses
+
+    from coca_bench import registry
+
+    specs = [dataclasses.replace(make_spec(name), groups=("robust",)) for name in ("in_zs", "in_a_zs", "in_r_zs")]
+    for spec in specs:
+        registry._add(spec)
+    registry.group_average("robust", "top1")
+    for spec, value in zip(specs, (0.5, 0.25, 0.75)):
+        store(tmp_path, CKPT, spec, {"top1": value, "top5": 1.0}, toy_samples())
+    for spec in specs[:2]:  # OTHER lacks in_r_zs: no average for it
+        store(tmp_path, OTHER, spec, {"top1": 1.0, "top5": 1.0}, toy_samples())
+    csv_path, md_path = write_summary(tmp_path)
+    rows = {row["checkpoint"]: row for row in csv.DictReader(csv_path.open())}
+    assert float(rows["base"]["robust/avg_top1"]) == pytest.approx(0.5)
+    assert rows["tuned"]["robust/avg_top1"] == ""
+    assert "robust/avg_top1 ↑" in md_path.read_text()
+    with pytest.raises(registry.RegistryError, match="declared twice"):  # the same group, from another file
+        exec("from coca_bench.registry import group_average; group_average('robust', 'top5')", {"__file__": "other.py"})
