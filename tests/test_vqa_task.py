@@ -88,3 +88,19 @@ def test_generate_and_probe_modes_run_are_recorded_and_deterministic(tmp_path, m
     assert candidates > 2
     with pytest.raises(ValueError, match='parameter mode="guess" is not allowed'):
         run_task(tmp_path / "x", "vqav2", minidata_root, model=tiny_model, params=["mode=guess"])
+
+
+def test_zero_shot_modes_need_only_the_train_annotations_never_the_train_images(tmp_path, minidata_root, tiny_model):
+    """A val evaluation without the 13 GB of train2014 images: rank and generate read only the train answers."""
+    import shutil
+
+    from coca_bench.data import DatasetNotFoundError
+
+    root = tmp_path / "data"
+    shutil.copytree(minidata_root / "vqav2", root / "vqav2", ignore=shutil.ignore_patterns("train2014"))
+    assert not (root / "vqav2" / "train2014").exists()
+    for mode in ("rank", "generate"):
+        record, samples = run_task(tmp_path / mode, "vqav2", root, model=tiny_model, params=[f"mode={mode}"], limit=2)
+        assert len(samples) == 2 and record["config"]["extra"]["num_candidates"] > 1
+    with pytest.raises(DatasetNotFoundError, match="COCO_train2014_"):  # the probe trains on them: it must say so
+        run_task(tmp_path / "probe", "vqav2", root, model=tiny_model, params=["mode=probe"], limit=2)
