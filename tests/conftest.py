@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def tiny_open_clip(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("open_clip_config")
     (folder / "coca_tiny_test.json").write_text(json.dumps(TINY_OPEN_CLIP_CONFIG))
     open_clip.add_model_config(folder)
-    reference = random_open_clip_coca("coca_tiny_test", seed=0, scale=0.05)
+    reference = random_open_clip_coca("coca_tiny_test", seed=0, scale=0.1)  # predictions vary across images
     files = tmp_path_factory.mktemp("open_clip_files")
     state = reference.state_dict()
     torch.save(state, files / "plain.bin")
@@ -195,3 +196,48 @@ def run_task(
                        params=list(params), plugins=list(plugins), settings=RunSettings(**settings))  # fmt: skip
     (record,) = run_suite(config, load_model=lambda spec, device: model)
     return record, ResultStore(tmp_path / "out").samples("m", task)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def readme_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's worked plugin example, extracted into a plugin folder of its own."""
+    import re
+
+    text = (REPO_ROOT / "README.md").read_text()
+    code = re.search(r"<!-- plugin-example:start -->\n```python\n(.*?)```\n<!-- plugin-example:end -->", text, re.S)
+    assert code, "the README must hold the worked plugin example between its markers"
+    folder = tmp_path_factory.mktemp("my_tasks")
+    (folder / "coco_caption_pairing.py").write_text(code.group(1))
+    return folder
+
+
+@dataclass(frozen=True)
+class DefaultRun:
+    output: Path
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory, readme_plugin: Path) -> DefaultRun:
+    """The README's main command, once per session, as a user types it: every task on both shipped checkpoints on the
+    bundled mini data, then the comparison and the report, with the README's plugin beside the built-in tasks. The
+    end-to-end tests (smoke, demo margins, published figures) read this run instead of each launching their own."""
+    import subprocess
+    import sys
+    import time
+
+    output = tmp_path_factory.mktemp("default_run") / "results"
+    command = [sys.executable, "run_suite.py", "--tasks", "all", "--plugins", str(readme_plugin),
+               "--output", str(output), "--no-progress"]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    assert done.returncode == 0, (
+        f"the default run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    )
+    return DefaultRun(output, done.stdout, done.stderr, time.monotonic() - started)

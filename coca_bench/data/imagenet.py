@@ -9,15 +9,20 @@ names the zero-shot protocol uses. A mapping file listing exactly the standard 1
 wnids also gets the CLIP names, so the real ImageNet scores by the protocol either way.
 
 Subset datasets (ImageNet-A, ImageNet-R: 200 wnid folders) keep labels in the full
-label space; ``present_labels`` names the classes the split covers, so the task can
-restrict its logits to them as CLIP_benchmark does.
+label space; ``present_labels`` names the classes the split covers, and
+:func:`official_subset_wnids` the official 200-class lists, so the task can restrict its
+logits to them as CLIP_benchmark does.
+
+The class folders sit in ``<root>/<split>`` as the archive unpacks (``val/``,
+``imagenet-a/``, ``sketch/``, ``imagenetv2-matched-frequency-format-val/``), or directly
+in ``<root>`` when its contents were placed there.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -31,6 +36,11 @@ from coca_bench.data.records import ClassificationSample, ClassificationSet
 
 SYNSET_MAPPING_FILE = "LOC_synset_mapping.txt"
 IMAGENET_WNIDS_FILE = Path(__file__).with_name("imagenet_wnids.txt")
+# The official class subsets of the 1,000 ImageNet-1k classes, by name (each file cites its sources).
+OFFICIAL_SUBSET_FILES: dict[str, Path] = {
+    "imagenet_a": Path(__file__).with_name("imagenet_a_wnids.txt"),
+    "imagenet_r": Path(__file__).with_name("imagenet_r_wnids.txt"),
+}
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 _LAYOUT = "ImageNet folders <split>/<wnid>/<image> (e.g. val/n01440764/ILSVRC2012_val_00000293.JPEG)"
 
@@ -64,6 +74,13 @@ def open_clip_zero_shot_metadata() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@cache
+def official_subset_wnids(name: str) -> frozenset[str]:
+    """The wnids of an official ImageNet class subset (``imagenet_a``, ``imagenet_r``: 200 classes each)."""
+    lines = OFFICIAL_SUBSET_FILES[name].read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
 def imagenet_classnames() -> tuple[str, ...]:
@@ -115,9 +132,7 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
     label_of = {wnid: index for index, wnid in enumerate(wnids)}
     label_source = str(mapping_path) if mapping_path.is_file() else "the standard ImageNet-1k wnids"
 
-    split_dir = root / split
-    if not split_dir.is_dir():
-        raise DatasetNotFoundError(f"ImageNet split folder {split_dir} does not exist; expected {_LAYOUT}.")
+    split_dir = _class_folders_dir(root, split, label_of)
     folders = sorted(p for p in split_dir.iterdir() if p.is_dir() and not is_hidden(p.name))
     if not folders:
         loose = [p.name for p in split_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.name)]
@@ -167,10 +182,26 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
     )
 
 
+def _class_folders_dir(root: Path, split: str, label_of: dict[str, int]) -> Path:
+    """``<root>/<split>`` as the archive unpacks, else ``<root>`` itself when it holds class folders (wnids of the
+    label space, or label indices): the archive's contents placed directly in the dataset folder."""
+    split_dir = root / split
+    if split_dir.is_dir():
+        return split_dir
+    if any(p.is_dir() and (p.name in label_of or p.name.isdigit()) for p in root.iterdir() if not is_hidden(p.name)):
+        return root
+    raise DatasetNotFoundError(
+        f"Found no ImageNet class folders: searched {split_dir} (as the archive unpacks) and {root} (its contents "
+        f"placed directly); expected {_LAYOUT}."
+    )
+
+
 __all__ = [
+    "OFFICIAL_SUBSET_FILES",
     "imagenet_classnames",
     "imagenet_wnids",
     "is_hidden",
+    "official_subset_wnids",
     "open_clip_zero_shot_metadata",
     "read_imagenet",
     "read_synset_mapping",

@@ -480,9 +480,24 @@ class _MiniDataWriter:
 # Scene choices
 
 
+# Real ImageNet-1k wnids (sorted, as in the real LOC_synset_mapping.txt), chosen by their membership of the official
+# ImageNet-A / ImageNet-R 200-class lists (imagenet_a_wnids.txt, imagenet_r_wnids.txt), so that those masks select a
+# known, different part of the mini label space: A = labels {0, 1, 4, 6}, R = labels {0, 2, 5, 6}, neither {3, 7}.
+_MINI_WNIDS: tuple[str, ...] = (
+    "n01498041",  # A and R
+    "n01558993",  # A only
+    "n01630670",  # R only
+    "n01632458",  # neither
+    "n01641577",  # A only
+    "n01644373",  # R only
+    "n01677366",  # A and R
+    "n01682714",  # neither
+)
+
+
 def _wnid(label: int) -> str:
-    """Pseudo wnids: real ones start with n0/n1, so n9... never collides."""
-    return f"n9{label:07d}"
+    """The mini class's wnid: a real ImageNet-1k wnid, named "<colour> <shape>" by the mini synset mapping."""
+    return _MINI_WNIDS[label]
 
 
 def _synset_mapping() -> str:
@@ -646,7 +661,7 @@ Each folder follows its dataset's **official layout**, so the same readers load 
 
 | folder | layout |
 |---|---|
-| `imagenet/` | `LOC_synset_mapping.txt`, `val/<wnid>/*.JPEG`, `train/<wnid>/*.JPEG` (8 classes, pseudo wnids `n9...`) |
+| `imagenet/` | `LOC_synset_mapping.txt`, `val/<wnid>/*.JPEG`, `train/<wnid>/*.JPEG` (8 classes under real ImageNet wnids, 4 of them in the ImageNet-A list and 4 in the ImageNet-R list) |
 | `imagenet_subset/` | the same label space, `val/` holds only 3 of the 8 classes (ImageNet-A/-R style) |
 | `coco/` | Karpathy `dataset_coco.json`, `val2014/`, `train2014/`, `annotations/captions_val2014.json` |
 | `flickr30k/` | Karpathy `dataset_flickr30k.json`, `flickr30k-images/` |

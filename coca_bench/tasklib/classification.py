@@ -1,14 +1,18 @@
 """Classification: the metric declarations every classification task shares, CLIP's prompt templates, and
-zero-shot classification over a label space (images or videos alike)."""
+zero-shot classification over a label space (images or videos alike), whole for image classification sets."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coca_bench.metrics.resampling import resampled_by
 from coca_bench.params import Param
-from coca_bench.registry import MetricSpec, TaskContext
+from coca_bench.registry import MetricSpec, TaskContext, TaskResult
+
+if TYPE_CHECKING:
+    from coca_bench.data.records import ClassificationSet
 
 CLASSIFICATION_METRICS = (
     MetricSpec("acc1", description="top-1 accuracy"),
@@ -39,6 +43,12 @@ def imagenet_templates(name: str) -> list[Callable[[str], str]]:
     return list(sets[name])
 
 
+def templates_key_material(params: dict[str, Any]) -> dict[str, Any]:
+    """The prompt strings of ``params["templates"]``, not their set's name: an open_clip upgrade that edits them
+    reruns (a task's ``key_material``)."""
+    return {"templates": [template("{c}") for template in imagenet_templates(params["templates"])]}
+
+
 def zero_shot_classify(
     ctx: TaskContext,
     ids: Sequence[str],
@@ -62,11 +72,55 @@ def zero_shot_classify(
     return cls.classification_sample_records(list(ids), logits, np.asarray(labels), scored_labels)
 
 
+def label_space_summary(class_ids: Sequence[str], classnames: Sequence[str]) -> dict[str, Any]:
+    """What a result records of the classes it scored over: their number and the hashes of their ids (wnids, folder
+    names) and of their prompt names, so that results over different class subsets never pass for comparable."""
+
+    def digest(lines: Sequence[str]) -> str:
+        return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+    return {
+        "num_classes": len(class_ids),
+        "class_ids_sha256": digest(class_ids),
+        "classnames_sha256": digest(classnames),
+    }
+
+
+def zero_shot_image_classification(
+    ctx: TaskContext, records: ClassificationSet, scored_labels: Sequence[int], params: dict[str, Any]
+) -> TaskResult:
+    """CLIP's zero-shot protocol on loaded image records over the classes ``scored_labels`` (labels of the records'
+    label space, each image's label among them), with ``params["templates"]`` and ``params["logit_scale"]``."""
+    from coca_bench.data.annotations import DatasetLayoutError
+    from coca_bench.metrics.embeddings import collapse_warnings
+
+    images = ctx.features.embed_images(records.items)
+    if not images.ids:
+        raise DatasetLayoutError(f"{ctx.dataset_dir} ({records.split}) has no readable images to classify.")
+    classnames = [records.class_names[label] for label in scored_labels]
+    position = {label: index for index, label in enumerate(scored_labels)}
+    label_of = {sample.id: sample.label for sample in records.items}
+    labels = [position[label_of[sample_id]] for sample_id in images.ids]
+    samples = zero_shot_classify(ctx, images.ids, images.vectors, labels, classnames,
+                                 imagenet_templates(params["templates"]), params["logit_scale"], scored_labels)  # fmt: skip
+    return TaskResult(
+        samples=samples,
+        extra_config={
+            **label_space_summary([records.class_ids[label] for label in scored_labels], classnames),
+            "num_classes_present": len(records.present_labels),
+        },
+        warnings=collapse_warnings({"image": images.vectors}),
+    )
+
+
 __all__ = [
     "CLASSIFICATION_METRICS",
     "TEMPLATES_PARAM",
     "TEMPLATE_SETS",
     "classification_aggregate",
     "imagenet_templates",
+    "label_space_summary",
+    "templates_key_material",
     "zero_shot_classify",
+    "zero_shot_image_classification",
 ]
