@@ -284,3 +284,28 @@ def test_min_steps_adds_epochs_only_where_a_split_gives_too_few_steps(marked_tok
     assert len(many.train_loss) == 2  # 2 epochs already give 4 steps
     with pytest.raises(ValueError, match="min_steps"):
         _attentive_config(min_steps=-1)
+
+
+def test_the_fast_pooler_computes_coca_s_attentional_pooler_and_its_gradients():
+    """The probe's forward (scores and values in the token width) is the AttentionalPooler's function: same logits
+    and same parameter gradients, with every parameter perturbed so that no term vanishes."""
+    import torch
+
+    from coca_bench.probes.attentive import AttentivePoolingClassifier
+
+    torch.manual_seed(0)
+    model = AttentivePoolingClassifier(dim=32, num_classes=5, num_heads=4)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)  # LayerNorm gains and biases included
+    tokens = torch.randn(6, 40, 32, dtype=torch.float64) * 3 + 1
+    model = model.double()
+    fast, reference = model(tokens), model.reference_forward(tokens)
+    assert fast.shape == (6, 5) and torch.allclose(fast, reference, rtol=1e-9, atol=1e-9)
+    grads = torch.autograd.grad(fast.square().sum(), list(model.parameters()))
+    expected = torch.autograd.grad(reference.square().sum(), list(model.parameters()))
+    for (name, _), got, want in zip(model.named_parameters(), grads, expected):
+        if name.endswith("kv.bias"):  # the key bias cancels in the softmax: no gradient either way
+            want = want.clone()
+            want[:32] = 0
+        assert torch.allclose(got, want, rtol=1e-7, atol=1e-9), name

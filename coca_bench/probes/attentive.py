@@ -30,6 +30,30 @@ class AttentivePoolingClassifier(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The pooler's attention, computed in the token width instead of projecting every token.
+
+        With one query, a head's score for token i is q_h . (W_k,h LN(x_i) + b_k,h); LN(x) = g * xhat + b, and
+        every term without xhat_i is the same for all tokens, so it cancels in the softmax: the scores are
+        xhat_i . u_h with u_h = g * (W_k,h^T q_h). The values are affine in the tokens and the weights sum to 1, so
+        the head's output is W_v,h (g * sum_i a_i xhat_i + b) + b_v,h. Exactly :meth:`reference_forward`'s function
+        (to float rounding: ``tests/test_probes.py``), without the [tokens x width x width] key and value projections
+        that dominated training on thousands of tokens per video.
+        """
+        pooler, attention = self.pooler, self.pooler.attn
+        heads, width = attention.heads, attention.q.out_features
+        head_dim, context = width // heads, tokens.shape[-1]
+        normed = F.layer_norm(tokens, (context,), eps=pooler.ln_k.eps)  # xhat: LayerNorm without its affine
+        gain, bias = pooler.ln_k.weight, pooler.ln_k.bias
+        query = attention.q(pooler.ln_q(pooler.query)).view(heads, head_dim)  # the one query, per head
+        key_weight, value_weight = attention.kv.weight.view(2, heads, head_dim, context)
+        directions = torch.einsum("hd,hdc->hc", query, key_weight) * gain  # u_h: [heads, context]
+        weights = (normed @ directions.T * head_dim**-0.5).softmax(dim=1)  # [batch, tokens, heads]
+        mixed = torch.einsum("bth,btc->bhc", weights, normed) * gain + bias  # [batch, heads, context]
+        values = torch.einsum("bhc,hdc->bhd", mixed, value_weight) + attention.kv.bias[width:].view(heads, head_dim)
+        return self.head(attention.out(values.reshape(tokens.shape[0], width)))
+
+    def reference_forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """CoCa's :class:`AttentionalPooler` as it is written (every token projected to keys and values)."""
         return self.head(self.pooler(tokens)[:, 0])
 
 
