@@ -18,6 +18,7 @@ from coca_bench.data.karpathy import find_karpathy, read_karpathy
 from coca_bench.data.kinetics import read_kinetics
 from coca_bench.data.media import UnreadableMediaError
 from coca_bench.data.minidata import GENERATOR_VERSION, default_data_root, generate_minidata
+from coca_bench.data.moments import read_moments
 from coca_bench.data.msrvtt import read_msrvtt
 from coca_bench.data.records import (
     CaptionSet,
@@ -63,6 +64,7 @@ __all__ = [
     "read_imagenet",
     "read_karpathy",
     "read_kinetics",
+    "read_moments",
     "read_msrvtt",
     "read_nocaps",
     "read_sampled_frames",
