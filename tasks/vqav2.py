@@ -121,17 +121,13 @@ def vqav2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
 
 def _probe_answers(ctx: TaskContext, params: dict[str, Any], train: Any, records: Any, candidates: list[str],
                    prompt_of: Any) -> dict[str, str]:  # fmt: skip
-    from coca_bench.tasklib import train_and_score_attentive_probe
+    from coca_bench.tasklib import MultimodalExample, train_and_score_multimodal_probe
 
     index = {answer: i for i, answer in enumerate(candidates)}
     usable = [q for q in train.items if q.multiple_choice_answer in index]  # answers outside the list cannot be learnt
-    storage = params["token_storage"]
-    train_tokens = ctx.features.multimodal_tokens(
-        [{"id": str(q.question_id), "path": q.image_path} for q in usable], [prompt_of(q) for q in usable], storage
-    )
-    label_of = {str(q.question_id): index[q.multiple_choice_answer] for q in usable}
-    tokens = ctx.features.multimodal_tokens(_items(records), [prompt_of(q) for q in records.items], storage)
-    logits, _ = train_and_score_attentive_probe(
-        ctx, params, train_tokens, [label_of[i] for i in train_tokens.ids], tokens, max(len(candidates), 2)
-    )
-    return {qid: candidates[int(i)] for qid, i in zip(tokens.ids, logits[:, : len(candidates)].argmax(axis=1))}
+    example = lambda q, label=-1: MultimodalExample(str(q.question_id), (q.image_path,), prompt_of(q), label)  # noqa: E731
+    ids, logits, _ = train_and_score_multimodal_probe(
+        ctx, params, [example(q, index[q.multiple_choice_answer]) for q in usable],
+        [example(q) for q in records.items], max(len(candidates), 2),
+    )  # fmt: skip
+    return {qid: candidates[int(i)] for qid, i in zip(ids, logits[:, : len(candidates)].argmax(axis=1))}

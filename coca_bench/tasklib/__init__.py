@@ -22,6 +22,7 @@ from coca_bench.tasklib.classification import (
     imagenet_templates,
     zero_shot_classify,
 )
+from coca_bench.tasklib.multimodal import MultimodalExample, train_and_score_multimodal_probe
 from coca_bench.tasklib.probes import attentive_probe_params, probe_config, train_and_score_attentive_probe
 from coca_bench.tasklib.retrieval import rank_items_with_captions, retrieval_aggregate, retrieval_metric_specs
 from coca_bench.tasklib.video import FRAME_PARAMS, frame_sampling
@@ -31,6 +32,7 @@ __all__ = [
     "CLASSIFICATION_METRICS",
     "FRAME_PARAMS",
     "GENERATION_PARAMS",
+    "MultimodalExample",
     "NOCAPS_DOMAIN_METRICS",
     "TEMPLATES_PARAM",
     "attentive_probe_params",
@@ -46,5 +48,6 @@ __all__ = [
     "retrieval_metric_specs",
     "score_captions",
     "train_and_score_attentive_probe",
+    "train_and_score_multimodal_probe",
     "zero_shot_classify",
 ]
