@@ -98,7 +98,7 @@ def test_prune_all_and_kind_touch_only_cache_files(tmp_path):
     for path in foreign:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("not a chunk")
-    namespace = next((cache / "image").iterdir())
+    namespace = next(p for p in sorted((cache / "image").iterdir()) if p.is_dir())  # not the foreign README
     old_temp, new_temp = namespace / ".abc.npz.1.tmp", namespace / ".abc.npz.2.tmp"  # left by killed writers
     old_temp.write_bytes(b"x")
     new_temp.write_bytes(b"x")
@@ -165,7 +165,7 @@ def test_an_unmarked_cache_from_before_the_marker_is_recognised_only_by_its_exac
     cache = tmp_path / "cache"
     _fill(cache, tmp_path)
     (cache / CACHE_MARKER).unlink()
-    namespace = next((cache / "image").iterdir())
+    namespace = next(p for p in sorted((cache / "image").iterdir()) if p.is_dir())  # not the foreign README
     (namespace / f".{'a' * 64}.npz.x1y2.tmp").write_bytes(b"x")  # a killed writer's leftover is part of the layout
     foreign = cache / "text" / "notes.npz"
     foreign.write_bytes(b"not a chunk")

@@ -39,10 +39,13 @@ def task_order(groups: Mapping[str, Sequence[str]]) -> list[str]:
     rank = {group: i for i, group in enumerate(DEFAULT_GROUP_ORDER)}
     position = {name: i for i, name in enumerate(groups)}
 
-    def key(name: str) -> tuple[bool, tuple[tuple[int, str], ...], int]:
+    def key(name: str) -> tuple[bool, tuple[int, ...], int, tuple[str, ...]]:
         names = tuple(groups[name])
         trained = any(group in TRAINED_GROUPS for group in names)
-        return trained, tuple((rank.get(group, len(rank)), group) for group in names), position[name]
+        # Ranked groups in the task's order, then an end mark ranked after them all. Groups of no rank (a family such
+        # as imagenet_robustness) do not move a task: ImageNet stays first among the image zero-shot tasks.
+        ranked = tuple(rank[group] for group in names if group in rank) + (len(rank),)
+        return trained, ranked, position[name], tuple(sorted(g for g in names if g not in rank))
 
     return sorted(groups, key=key)
 
