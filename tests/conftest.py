@@ -10,6 +10,18 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("COCA_BENCH_CACHE", tempfile.mkdtemp(prefix="coca_bench_test_cache_"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One pytest-xdist worker per core: one torch thread each (read when torch is imported), and in the runs they
+    # launch, so that two workers never fight over two cores with spinning OpenMP threads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n 2 --dist loadgroup``, every test that reads the session's default run goes to one worker, so that
+    the run happens once."""
+    for item in items:
+        if "default_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("default_run"))
 
 
 @pytest.fixture()
