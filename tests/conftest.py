@@ -232,6 +232,7 @@ class DefaultRun:
     stdout: str
     stderr: str
     seconds: float
+    comparison_csv: str  # as the run wrote it (demo against demo-early), before any test compares again
 
 
 @pytest.fixture(scope="session")
@@ -252,4 +253,5 @@ def default_run(tmp_path_factory: pytest.TempPathFactory, readme_plugin: Path) -
     assert done.returncode == 0, (
         f"the default run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     )
-    return DefaultRun(output, done.stdout, done.stderr, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return DefaultRun(output, done.stdout, done.stderr, seconds, (output / "comparison.csv").read_text())

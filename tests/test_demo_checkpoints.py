@@ -71,7 +71,7 @@ def test_demo_is_significantly_better_than_demo_early_on_every_task(default_run)
 
     from coca_bench.runner import load_task_registry
 
-    rows = list(csv.DictReader((default_run.output / "comparison.csv").open()))
+    rows = list(csv.DictReader(default_run.comparison_csv.splitlines()))
     tasks = load_task_registry()
     stored = {p.stem for p in (default_run.output / "demo").glob("*.json") if p.name != "checkpoint.json"}
     assert set(tasks) <= stored, sorted(set(tasks) - stored)
