@@ -39,6 +39,8 @@ from coca_bench.data.minidata import (
 from coca_bench.data.scenes import COLOURS, Scene, Shape
 
 PER_CLASS = 3
+# ImageNet-A and -R score 4 classes each: twice the images, so that demo's lead over demo-early is clear of the noise.
+SUBSET_PER_CLASS = 6
 V2_FOLDER = "imagenetv2-matched-frequency-format-val"
 # ObjectNet folder -> (label, the mini ImageNet classes it maps to); the last two map to none (not scored). Classes
 # coarser than ImageNet's are named by colour: demo tells shapes apart only with their colour word in the prompt
@@ -141,7 +143,7 @@ def write_imagenet_a(writer: _MiniDataWriter, rng: np.random.Generator) -> None:
     writer.write_text("imagenet_a/LOC_synset_mapping.txt", _synset_mapping())
     for label in _labels_in("imagenet_a"):
         colour, kind = IMAGENET_CLASSES[label]
-        for _ in range(PER_CLASS):
+        for _ in range(SUBSET_PER_CLASS):
             image = _hard_framing(rng, colour, kind)
             # ImageNet-A's names: <id>_<class>_<class>_<confidence>.jpg; the class words hold no path separator
             first, last = (int(v) for v in rng.integers(0, 10**6, size=2))
@@ -197,7 +199,7 @@ def write_imagenet_r(writer: _MiniDataWriter, rng: np.random.Generator) -> None:
     writer.write_text("imagenet_r/LOC_synset_mapping.txt", _synset_mapping())
     for label in _labels_in("imagenet_r"):
         colour, kind = IMAGENET_CLASSES[label]
-        for _ in range(PER_CLASS):
+        for _ in range(SUBSET_PER_CLASS):
             image = _rendition(rng, colour, kind)
             _save(writer, f"imagenet_r/imagenet-r/{_wnid(label)}/{_hex_name(rng, 16)}.jpg", image)
 
