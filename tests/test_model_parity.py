@@ -98,7 +98,10 @@ def test_generation_with_early_end_of_text_identical(pair, images):
     """Sequences that finish at different steps exercise min length, padding and Hugging Face's finished-hypothesis
     bookkeeping. The EOS weight is calibrated on our (fast) model, then both models are compared with it."""
     reference, ours = pair
-    for weight in [0.3 + 0.02 * i for i in range(25)]:
+    # The scan starts at the weight that mixes early and late stops for these seeded weights (0.36), so that one
+    # round of generation usually suffices; the rest of the scan stays for any other fixture.
+    scan = [0.3 + 0.02 * i for i in range(25)]
+    for weight in [0.36, *(w for w in scan if abs(w - 0.36) > 1e-9)]:
         edits = _eos_edits(reference, ours, weight)
         _apply(edits, +1)
         try:
