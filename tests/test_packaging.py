@@ -27,7 +27,11 @@ def test_wheel_carries_every_source_file_and_lists_the_builtin_tasks(tmp_path: P
     expected = {p.relative_to(ROOT).as_posix() for p in (ROOT / "coca_bench").rglob("*.py")}
     expected |= {f"coca_bench/builtin_tasks/{p.name}" for p in (ROOT / "tasks").glob("*.py")}
     assert expected - names == set(), "files missing from the wheel"
-    assert "coca_bench/data/imagenet_wnids.txt" in names
+    data_files = {
+        p.relative_to(ROOT).as_posix() for pattern in ("*.txt", "*.toml") for p in ROOT.glob(f"coca_bench/*/{pattern}")
+    }
+    assert "coca_bench/published/figures.toml" in data_files and "coca_bench/data/imagenet_a_wnids.txt" in data_files
+    assert data_files - names == set(), "data files missing from the wheel"
     for name in ("demo", "demo-early"):  # the default checkpoints ship as package data
         assert {f"coca_bench/checkpoints_data/{name}/{f}" for f in ("model.safetensors", "config.json",
                                                                     "MODEL_CARD.md")} <= names  # fmt: skip
