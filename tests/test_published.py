@@ -96,7 +96,9 @@ def test_a_like_for_like_run_gets_the_difference_in_points():
 
 def test_runs_on_another_split_a_limit_the_mini_data_or_a_frozen_probe_are_not_comparable(tmp_path):
     msrvtt = _figure("coca", "msrvtt_retrieval/t2v_recall@1")
-    one_k_a = _record("msrvtt_retrieval", {"t2v_recall@1": 0.4}, 1000, {"split": "1k-A", "num_frames": 16})
+    one_k_a = _record(
+        "msrvtt_retrieval", {"t2v_recall@1": 0.4}, 1000, {"split": "1k-A", "num_frames": 16, "sampling": "uniform"}
+    )
     assert not_comparable_reasons(msrvtt, one_k_a) == ["split='1k-A', where the figure used 'full'"]
     full = copy.deepcopy(one_k_a)
     full["config"]["params"]["split"] = "full"
