@@ -216,11 +216,14 @@ def test_worker_processes_give_the_same_features(tmp_path):
     np.testing.assert_array_equal(in_process.vectors, with_workers.vectors)
 
 
-def test_nan_features_are_refused_not_cached(tmp_path):
+def test_nan_features_are_refused_not_cached_with_advice_that_fits_the_precision(tmp_path):
     model = FakeModel()
     model.encode_text = lambda ids, normalize=True: torch.full((len(ids), DIM), float("nan"))
-    with pytest.raises(FeatureExtractionError, match="fp32"):
+    with pytest.raises(FeatureExtractionError, match="at precision fp32; check checkpoint") as fp32:
         extractor(model, tmp_path / "cache").embed_texts(["x"])
+    assert "rerun with --precision fp32" not in str(fp32.value)  # fp32 already: the weights are the suspect
+    with pytest.raises(FeatureExtractionError, match="at precision bf16; rerun with --precision fp32"):
+        extractor(model, tmp_path / "cache", precision="bf16").embed_texts(["x"])
     assert not list((tmp_path / "cache").rglob("*.npz"))
 
 

@@ -196,9 +196,14 @@ class ExtractorBase:
         """Features as float32, refused (never cached) when not finite."""
         vectors = self._forward(function, inputs, *args, **kwargs).float().numpy()
         if not np.isfinite(vectors).all():
+            precision = self.settings.precision
+            advice = (
+                "rerun with --precision fp32"
+                if precision != "fp32"
+                else f"check checkpoint {getattr(self.model, 'name', '?')!r}: its weights may hold NaN or infinite values"
+            )
             raise FeatureExtractionError(
-                f"The model produced NaN or infinite features at precision {self.settings.precision}; "
-                "rerun with --precision fp32."
+                f"The model produced NaN or infinite features at precision {precision}; {advice}."
             )
         return vectors
 
