@@ -85,6 +85,21 @@ def test_nlvr2_reader_finds_images_in_numbered_subfolders_and_by_content(minidat
     assert example.sentence == row["sentence"] and example.label == (row["label"] == "True")
 
 
+def test_nlvr2_images_in_hidden_folders_are_never_used_and_duplicates_resolve_in_sorted_order(tmp_path, minidata_root):
+    """A copy in a hidden folder (``.Trash``, a sync tool's cache) or a hidden file is not the dataset's image, and a
+    name found twice resolves to the same file on every machine (the first numbered folder in sorted order)."""
+    root = tmp_path / "nlvr2"
+    shutil.copytree(minidata_root / "nlvr2", root)
+    original = read_nlvr2(root, "train").items[0].left_path
+    numbered = sorted(p for p in (root / "images" / "train").iterdir() if p.is_dir())
+    for folder in (root / "images" / "train" / ".Trash", numbered[-1], root / "images" / "train" / "~0"):
+        folder.mkdir(exist_ok=True)
+        (folder / original.name).write_bytes(b"another copy")
+    (root / "images" / "train" / f"._{original.name}").write_bytes(b"AppleDouble")
+    assert original.parent == numbered[0]  # so the copies in 9/ and ~0/ come after it in sorted order
+    assert read_nlvr2(root, "train").items[0].left_path == original  # never .Trash/'s copy
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

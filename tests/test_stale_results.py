@@ -111,6 +111,7 @@ class _FileBackedModel(PixelStatsModel):
 
         super().__init__()
         self.weights_sha256 = sha256_file(weights)
+        self.fingerprint = f"file-backed-{self.weights_sha256}"  # as a real model's: its features' cache namespace
 
 
 def _flip_a_byte_keeping_the_mtime(path: Path) -> None:
@@ -173,3 +174,12 @@ def test_force_hashes_every_file_afresh_and_records_only_what_it_computed(
     (record,) = run_suite(config, load_model=load)
     assert seen == [truth] and record["checkpoint"]["sha256"] == truth
     assert ResultStore(tmp_path / "out").load("m", "imagenet_zeroshot")["checkpoint"]["sha256"] == truth
+    assert record["run"]["feature_cache"]["items_encoded"] > 0
+    # The forced run's features went under the namespace of the checksum it computed: a later run that knows the
+    # true checksum encodes nothing, and no namespace was written under the poisoned one.
+    settings = settings.replace(force=False)
+    config = RunConfig(tasks="imagenet_zeroshot", checkpoints=["m=x"], data_root=minidata_root,
+                       output=tmp_path / "out2", settings=settings)  # fmt: skip
+    (again,) = run_suite(config, load_model=load)
+    assert seen[-1] == truth and again["run"]["feature_cache"]["items_encoded"] == 0
+    assert len({chunk.parent for chunk in (tmp_path / "cache" / "image").rglob("*.npz")}) == 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coca_bench.data.annotations import AnnotationFile, DatasetNotFoundError, require_dataset_dir
+from coca_bench.data.imagenet import is_hidden
 from coca_bench.data.records import RecordSet
 from coca_bench.data.snli_ve import find_annotation, json_lines
 
@@ -55,11 +56,14 @@ def parse_identifier(identifier: str) -> tuple[str, str, int, int]:
 
 
 def _image_index(folder: Path) -> dict[str, Path]:
-    """Every file under ``folder`` by name (the train images sit in numbered subfolders)."""
+    """Every file under ``folder`` by name (the train images sit in numbered subfolders), hidden files and folders
+    left out. Walked in sorted order, so that a name found twice resolves to the same file on every machine."""
     index: dict[str, Path] = {}
-    for directory, _, names in os.walk(folder):
-        for name in names:
-            index.setdefault(name, Path(directory) / name)
+    for directory, folders, names in os.walk(folder):
+        folders[:] = sorted(f for f in folders if not is_hidden(f))
+        for name in sorted(names):
+            if not is_hidden(name):
+                index.setdefault(name, Path(directory) / name)
     return index
 
 

@@ -116,7 +116,7 @@ def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | 
     results = results_frame(records)
     metric_order = ordered_metric_order(records, metric_order)
     values, ran = summary_frame(results, metric_order)
-    averages = add_group_averages(values, ran)
+    values, ran, averages = add_group_averages(values, ran)
 
     # CSV: the floats themselves (str of a float is its shortest round-trip form), "" where not run, "nan" undefined
     cells = values.astype(object).where(ran, "").mask(ran & values.isna(), "nan")
@@ -151,20 +151,33 @@ def write_summary(output_dir: Path, metric_order: Mapping[str, Sequence[str]] | 
     return csv_path, md_path
 
 
-def add_group_averages(values: pd.DataFrame, ran: pd.DataFrame) -> list[GroupAverage]:
-    """Add each declared group average (:func:`coca_bench.registry.group_average`) whose member tasks all have a
-    column, in place; a checkpoint's cell is defined only when every member has a value. Returns those added."""
+def add_group_averages(
+    values: pd.DataFrame, ran: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, list[GroupAverage]]:
+    """``values`` and ``ran`` with a column for each declared group average (:func:`coca_bench.registry.group_average`)
+    whose member tasks all have a column, and those averages; a checkpoint's cell is defined only when every member
+    has a value. The columns are joined at once (one per column would fragment a wide frame)."""
+    import pandas as pd
+
     from coca_bench.registry import group_averages
 
     added = []
+    means: dict[str, pd.Series] = {}
+    all_ran: dict[str, pd.Series] = {}
     for average in group_averages():
         members = [f"{task}/{average.metric}" for task in average.members()]
         if len(members) < 2 or not all(column in values.columns for column in members):
             continue
-        values[average.column] = values[members].mean(axis=1, skipna=False)
-        ran[average.column] = ran[members].all(axis=1)
+        means[average.column] = values[members].mean(axis=1, skipna=False)
+        all_ran[average.column] = ran[members].all(axis=1)
         added.append(average)
-    return added
+    if not added:
+        return values, ran, added
+    return (
+        pd.concat([values, pd.DataFrame(means, index=values.index)], axis=1),
+        pd.concat([ran, pd.DataFrame(all_ran, index=ran.index)], axis=1),
+        added,
+    )
 
 
 def summary_notes(by_checkpoint: Mapping[str, Mapping[str, dict]]) -> list[str]:
