@@ -212,9 +212,11 @@ def test_find_reusable_matches_key_and_requires_complete_samples(tmp_path: Path)
     samples_path = tmp_path / "base" / "toy_zeroshot.samples.jsonl"
     lines = samples_path.read_text().splitlines(keepends=True)
     samples_path.write_text("".join(lines[:-1]))  # truncated: a row is missing
-    assert find_reusable("base", "toy_zeroshot", record["key"]) is None
+    with pytest.warns(UserWarning, match="does not match its record's sha256; it will be recomputed"):
+        assert find_reusable("base", "toy_zeroshot", record["key"]) is None
     samples_path.write_text("".join(lines[:-1]) + lines[-1][:10])  # same row count, last row cut short
-    assert find_reusable("base", "toy_zeroshot", record["key"]) is None
+    with pytest.warns(UserWarning, match="does not match its record's sha256; it will be recomputed"):
+        assert find_reusable("base", "toy_zeroshot", record["key"]) is None
     samples_path.unlink()
     assert find_reusable("base", "toy_zeroshot", record["key"]) is None
 
