@@ -111,7 +111,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SPEC",
         help="checkpoint dir/file, open_clip:ARCH:FILE_OR_TAG or a bundled name, optionally NAME=SPEC; "
-        "repeatable (default: the bundled default checkpoints)",
+        "repeatable or comma-separated (default: the bundled default checkpoints)",
     )
     parser.add_argument("--data-root", type=Path, default=None, help="datasets folder (default: bundled mini data)")
     parser.add_argument("--output", type=Path, default=Path("results"), help="results folder (default: results/)")
@@ -216,11 +216,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(format_task_list(verbose=args.verbose))
         return 0
     from coca_bench.results import format_results_table
-    from coca_bench.runner import run_suite
+    from coca_bench.runner import run_suite, split_checkpoint_list
 
     config = RunConfig(
         tasks=args.tasks,
-        checkpoints=list(args.checkpoints),
+        checkpoints=[entry for argument in args.checkpoints for entry in split_checkpoint_list(argument)],
         data_root=args.data_root,
         output=args.output,
         plugins=list(args.plugins),

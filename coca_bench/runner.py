@@ -151,6 +151,18 @@ def parse_checkpoint_arg(text: str) -> tuple[str | None, str]:
     return None, text
 
 
+def split_checkpoint_list(text: str) -> list[str]:
+    """``--checkpoint a,b=SPEC`` -> ``["a", "b=SPEC"]``, as ``--tasks`` takes a comma list; a text that is an existing
+    path (or NAME=an existing path) containing a comma is one checkpoint."""
+    _, sep, spec = text.partition("=")
+    if "," not in text or Path(text).exists() or (sep and Path(spec).exists()):
+        return [text]
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise RunError(f"--checkpoint {text!r} has an empty entry; give one SPEC or NAME=SPEC between commas.")
+    return parts
+
+
 def resolve_device(device: str) -> str:
     import torch
 
@@ -498,4 +510,5 @@ __all__ = [
     "resolve_device",
     "run_suite",
     "seed_everything",
+    "split_checkpoint_list",
 ]

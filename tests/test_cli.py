@@ -160,3 +160,19 @@ def test_a_bad_parameter_is_one_line_and_exit_2_before_any_checkpoint_loads(
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1, err
     assert loaded == [] and not (tmp_path / "out" / "summary.csv").exists()
+
+
+def test_checkpoints_may_be_given_as_a_comma_list_like_tasks(tmp_path, capsys, monkeypatch):
+    from coca_bench import runner
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(runner, "run_suite", lambda config: seen.append(list(config.checkpoints)) or [])
+    folder = tmp_path / "ckpt,v2"  # an existing path with a comma is one checkpoint
+    folder.mkdir()
+    common = ["--tasks", "imagenet_zeroshot", "--output", str(tmp_path / "out"), "--no-progress", "--no-compare"]
+    args = ["--checkpoint", "demo, b=demo-early", "--checkpoint", str(folder), "--checkpoint", f"mine={folder}"]
+    assert main([*common, *args]) == 0
+    assert seen == [["demo", "b=demo-early", str(folder), f"mine={folder}"]]
+    assert main([*common, "--checkpoint", "demo,,demo-early"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --checkpoint 'demo,,demo-early' has an empty entry; give one SPEC or NAME=SPEC between commas."
