@@ -175,4 +175,6 @@ def test_checkpoints_may_be_given_as_a_comma_list_like_tasks(tmp_path, capsys, m
     assert seen == [["demo", "b=demo-early", str(folder), f"mine={folder}"]]
     assert main([*common, "--checkpoint", "demo,,demo-early"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: --checkpoint 'demo,,demo-early' has an empty entry; give one SPEC or NAME=SPEC between commas."
+    assert (
+        err == "error: --checkpoint 'demo,,demo-early' has an empty entry; give one SPEC or NAME=SPEC between commas."
+    )
