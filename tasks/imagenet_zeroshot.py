@@ -40,6 +40,7 @@ def imagenet_zeroshot(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
     """ImageNet zero-shot classification over the full label space"""
     from coca_bench.data import DatasetLayoutError, read_imagenet
     from coca_bench.data.imagenet import OFFICIAL_SUBSET_FILES, official_subset_wnids
+    from coca_bench.data.records import RecordSet
     from coca_bench.tasklib.classification import zero_shot_image_classification
 
     split = ctx.load(read_imagenet(ctx.dataset_dir, params["split"].format_map(params)))
@@ -51,6 +52,8 @@ def imagenet_zeroshot(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
         scored = list(split.present_labels)
     else:
         subset = official_subset_wnids(space)
+        list_read = RecordSet(items=(), split=f"{space} classes", annotation_files=(OFFICIAL_SUBSET_FILES[space],))
+        ctx.load(list_read, evaluated=False)  # the class list decides what is scored: the key covers it
         scored = [label for label, wnid in enumerate(split.class_ids) if wnid in subset]
         outside = sorted({split.class_ids[s.label] for s in split.items} - subset)
         if not scored or outside:

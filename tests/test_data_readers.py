@@ -60,7 +60,7 @@ def test_imagenet_mini_val_reads_every_class_in_official_order(minidata_root: Pa
     assert len(records) == 40
     assert records.class_names[:2] == ("red circle", "green square")
     assert records.present_labels == tuple(range(8))
-    assert records.annotation_files == (minidata_root / "imagenet" / "LOC_synset_mapping.txt",)
+    assert records.annotation_files == (minidata_root / "imagenet" / "LOC_synset_mapping.txt", IMAGENET_WNIDS_FILE)
     assert len({s.id for s in records}) == 40
     for sample in records:
         assert sample.path.is_file()

@@ -245,6 +245,26 @@ def test_imagenet_a_scores_over_the_official_list_within_the_label_space_even_wi
     assert record["config"]["extra"]["num_classes"] == 2 and record["metrics"]["acc1"] == 1.0
 
 
+def test_the_official_class_list_is_part_of_the_result_key(tmp_path: Path, monkeypatch):
+    """The 200-class list decides which classes are scored: an edit to it (a new release of the package data) must
+    not be served from a result computed with the old list."""
+    from coca_bench.data import imagenet
+
+    _colour_dataset(tmp_path / "imagenet_a", {"crimson": [(255, 0, 0), ORANGE], "emerald": [(0, 255, 0)]})
+    wnids = tmp_path / "imagenet_a_wnids.txt"
+    wnids.write_text(imagenet.OFFICIAL_SUBSET_FILES["imagenet_a"].read_text())
+    monkeypatch.setitem(imagenet.OFFICIAL_SUBSET_FILES, "imagenet_a", wnids)
+    imagenet.official_subset_wnids.cache_clear()
+    first, _ = _run(tmp_path, "imagenet_a_zeroshot")
+    assert first["metrics"]["acc1"] == pytest.approx(2 / 3)  # the orange image goes to amber
+    wnids.write_text(wnids.read_text().replace(COLOUR_WNIDS["amber"] + "\n", ""))  # amber leaves the list
+    imagenet.official_subset_wnids.cache_clear()
+    rerun, _ = _run(tmp_path, "imagenet_a_zeroshot")
+    imagenet.official_subset_wnids.cache_clear()
+    assert rerun["key"] != first["key"] and rerun["dataset"]["fingerprint"] != first["dataset"]["fingerprint"]
+    assert rerun["config"]["extra"]["num_classes"] == 2 and rerun["metrics"]["acc1"] == 1.0
+
+
 def test_an_image_of_a_class_outside_the_official_list_is_an_error(tmp_path: Path):
     _colour_dataset(tmp_path / "imagenet_a", {"crimson": [(255, 0, 0)], "azure": [(0, 0, 255)]})
     with pytest.raises(DatasetLayoutError) as excinfo:

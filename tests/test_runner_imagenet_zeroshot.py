@@ -108,7 +108,7 @@ def test_accuracy_and_per_sample_records_hand_computed(tmp_path):
     assert spec.recompute(samples, {})["mean_per_class_recall"] == pytest.approx(metrics["mean_per_class_recall"])
     templates = record["config"]["key_material"]["templates"]
     assert len(templates) == 7 and "{c}" in templates[0]
-    assert record["dataset"]["annotation_files"] == ["LOC_synset_mapping.txt"]
+    assert record["dataset"]["annotation_files"] == ["LOC_synset_mapping.txt", "coca_bench/data/imagenet_wnids.txt"]
 
 
 def test_subset_restricts_logits_to_the_classes_present(tmp_path):

@@ -123,7 +123,7 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
     mapping_path = root / SYNSET_MAPPING_FILE
     if mapping_path.is_file():
         wnids, names = read_synset_mapping(mapping_path)
-        annotation_files: tuple[Path, ...] = (mapping_path,)
+        annotation_files: tuple[Path, ...] = (mapping_path, IMAGENET_WNIDS_FILE)  # both decide the class names
         if wnids == imagenet_wnids():
             names = imagenet_classnames()
     else:

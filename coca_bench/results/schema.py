@@ -57,10 +57,14 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 
 
 def _relative_or_absolute(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(Path(path).resolve())
+    """Relative to the dataset folder; a file shipped in the package (a class list) as ``coca_bench/...``."""
+    from coca_bench.fingerprints import PACKAGE_ROOT
+
+    resolved = Path(path).resolve()
+    for base, prefix in ((root.resolve(), ""), (PACKAGE_ROOT, "coca_bench/")):
+        if resolved.is_relative_to(base):
+            return prefix + resolved.relative_to(base).as_posix()
+    return str(resolved)
 
 
 def _source_sha256(source: str) -> str | None:
