@@ -83,28 +83,57 @@ def _module_name(path: Path) -> str:
     return ".".join(["coca_bench", *parts])
 
 
+_LOCAL = "file:"  # an import resolved to a file beside a plugin (see _imports)
+
+
 def _imports(tree: ast.AST, path: Path) -> tuple[str, ...]:
     """Every module an import statement anywhere in the file names (lazy imports inside functions included), with
-    ``from X import name`` also naming ``X.name`` in case it is a submodule."""
+    ``from X import name`` also naming ``X.name`` in case it is a submodule.
+
+    A plugin outside the package imports its helpers from its own folder (``from ._common import x`` or
+    ``import _common``: the registry loads the folder as a package and puts it on ``sys.path``); those imports are
+    returned as ``file:<path>`` of the helper files that exist, so the code key covers them too.
+    """
     try:
         package = _module_name(path).split(".")
         if path.name != "__init__.py":
             package = package[:-1]
-    except ValueError:  # a plugin outside the package: only absolute imports
+    except ValueError:  # a plugin outside the package: its own folder's modules, and absolute imports
         package = []
     names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
+            if not package:
+                names += _beside(path.parent, [alias.name for alias in node.names])
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 if not package or node.level > len(package):
+                    folder = path.parent.parents[node.level - 2] if node.level > 1 else path.parent
+                    dotted = [base] if base else []
+                    names += _beside(folder, [".".join([*dotted, a.name]) for a in node.names] + dotted)
                     continue
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            elif not package:
+                names += _beside(path.parent, [base, *(f"{base}.{alias.name}" for alias in node.names)])
             names.append(base)
             names += [f"{base}.{alias.name}" for alias in node.names]
     return tuple(names)
+
+
+def _beside(folder: Path, dotted_names: Iterable[str]) -> list[str]:
+    """``file:<path>`` of each dotted module name that is a file (or package) under ``folder``, with the
+    ``__init__.py`` of every package on the way (importing ``a.b`` runs ``a/__init__.py``)."""
+    found = []
+    for name in dotted_names:
+        parts = name.split(".")
+        base = folder.joinpath(*parts)
+        candidates = [base.with_suffix(".py"), base / "__init__.py"]
+        if any(candidate.is_file() for candidate in candidates):
+            candidates += [folder.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+        found += [_LOCAL + str(candidate.resolve()) for candidate in candidates if candidate.is_file()]
+    return found
 
 
 def _module_file(name: str) -> Path | None:
@@ -137,7 +166,8 @@ def _signature(path: Path) -> tuple[int, int, int]:
 
 
 def code_closure(entry_files: Iterable[Path]) -> list[Path]:
-    """The entry files and every ``coca_bench`` module they import, transitively: the code that can run.
+    """The entry files and every ``coca_bench`` module they import, transitively (and a plugin's own helper modules
+    beside it): the code that can run.
 
     Derived from the import statements themselves, so no list kept beside the code can drift from it.
     """
@@ -150,7 +180,7 @@ def code_closure(entry_files: Iterable[Path]) -> list[Path]:
         seen[path] = None
         _, imported = _normalised_source(path, _signature(path))
         for name in imported:
-            found = _module_file(name)
+            found = Path(name[len(_LOCAL) :]) if name.startswith(_LOCAL) else _module_file(name)
             if found is not None:
                 queue.append(found.resolve())
     return sorted(seen)

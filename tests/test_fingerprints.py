@@ -134,6 +134,34 @@ def test_source_fingerprint_changes_with_any_source_edit(tmp_path: Path) -> None
     assert source_fingerprint(files, tmp_path) != before
 
 
+def test_a_plugins_own_helper_modules_are_part_of_its_code_key(tmp_path: Path) -> None:
+    """A plugin imports helpers from its folder (``from ._common import x``, ``import _other``, a sub-package);
+    editing one must change the key of the plugin's results, as editing the plugin does."""
+    from coca_bench.fingerprints import code_closure
+
+    plugins = tmp_path / "plugins"
+    (plugins / "_shared").mkdir(parents=True)
+    (plugins / "_shared" / "__init__.py").write_text("")
+    (plugins / "_shared" / "deep.py").write_text("DEPTH = 3\n")
+    (plugins / "_common.py").write_text("from ._shared.deep import DEPTH\nSCALE = 2 * DEPTH\n")
+    (plugins / "_other.py").write_text("OFFSET = 1\n")
+    (plugins / "_unused.py").write_text("NOTHING = 0\n")
+    task = plugins / "my_task.py"
+    task.write_text(
+        "import numpy\nimport _other\nfrom . import _common\nfrom coca_bench.registry import TaskResult\n\n"
+        "def run():\n    return _common.SCALE + _other.OFFSET\n"
+    )
+    closure = code_closure([task])
+    names = sorted(p.relative_to(plugins).as_posix() for p in closure if p.is_relative_to(plugins))
+    assert names == ["_common.py", "_other.py", "_shared/__init__.py", "_shared/deep.py", "my_task.py"]
+    assert any(p.name == "registry.py" for p in closure)  # and the package modules, as before
+    before = source_fingerprint(closure)
+    (plugins / "_shared" / "deep.py").write_text("DEPTH = 4\n")
+    assert source_fingerprint(code_closure([task])) != before
+    (plugins / "_shared" / "deep.py").write_text("DEPTH = 3  # a comment changes no number\n")
+    assert source_fingerprint(code_closure([task])) == before
+
+
 @pytest.fixture()
 def package_copy(tmp_path: Path, monkeypatch) -> Path:
     """A copy of the package and the built-in tasks that the fingerprints read instead of the real ones."""
