@@ -100,12 +100,22 @@ def _imports(tree: ast.AST, path: Path) -> tuple[str, ...]:
             package = package[:-1]
     except ValueError:  # a plugin outside the package: its own folder's modules, and absolute imports
         package = []
+    own = _own_package_root(path) if not package else None  # an installed plugin package imports itself absolutely
     names: list[str] = []
+    if own is not None:  # importing the plugin module runs every __init__.py above it
+        names += [_LOCAL + str((f / "__init__.py").resolve()) for f in path.parents if f.is_relative_to(own)]
+
+    def local(folder: Path, dotted: list[str]) -> list[str]:
+        found = _beside(folder, dotted)
+        if own is not None:
+            found += _beside(own.parent, [name for name in dotted if name.split(".")[0] == own.name])
+        return found
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
             if not package:
-                names += _beside(path.parent, [alias.name for alias in node.names])
+                names += local(path.parent, [alias.name for alias in node.names])
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -116,10 +126,20 @@ def _imports(tree: ast.AST, path: Path) -> tuple[str, ...]:
                     continue
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             elif not package:
-                names += _beside(path.parent, [base, *(f"{base}.{alias.name}" for alias in node.names)])
+                names += local(path.parent, [base, *(f"{base}.{alias.name}" for alias in node.names)])
             names.append(base)
             names += [f"{base}.{alias.name}" for alias in node.names]
     return tuple(names)
+
+
+def _own_package_root(path: Path) -> Path | None:
+    """The outermost folder above ``path`` that is a regular package (``__init__.py`` all the way up), or None: a
+    plugin shipped in a package (an entry point) imports its helpers as ``mypkg.helpers``."""
+    root = None
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        root, folder = folder, folder.parent
+    return root
 
 
 def _beside(folder: Path, dotted_names: Iterable[str]) -> list[str]:

@@ -162,6 +162,24 @@ def test_a_plugins_own_helper_modules_are_part_of_its_code_key(tmp_path: Path) -
     assert source_fingerprint(code_closure([task])) == before
 
 
+def test_an_installed_plugin_package_importing_itself_absolutely_is_part_of_its_code_key(tmp_path: Path) -> None:
+    """An entry-point plugin lives in a package of its own and imports its helpers as ``mypkg.helpers``."""
+    from coca_bench.fingerprints import code_closure
+
+    package = tmp_path / "site-packages" / "mypkg"
+    (package / "tasks").mkdir(parents=True)
+    for relative, text in {"__init__.py": "", "helpers.py": "SCALE = 2\n", "util.py": "from mypkg.helpers import SCALE\n",
+                           "tasks/__init__.py": "", "other.py": "UNUSED = 1\n"}.items():  # fmt: skip
+        (package / relative).write_text(text)
+    task = package / "tasks" / "zeroshot.py"
+    task.write_text("import mypkg.util\nfrom mypkg import helpers\nimport numpy\n")
+    closure = {p.relative_to(package).as_posix() for p in code_closure([task]) if p.is_relative_to(package)}
+    assert closure == {"__init__.py", "helpers.py", "util.py", "tasks/__init__.py", "tasks/zeroshot.py"}
+    before = source_fingerprint(code_closure([task]))
+    (package / "helpers.py").write_text("SCALE = 3\n")
+    assert source_fingerprint(code_closure([task])) != before
+
+
 @pytest.fixture()
 def package_copy(tmp_path: Path, monkeypatch) -> Path:
     """A copy of the package and the built-in tasks that the fingerprints read instead of the real ones."""
