@@ -39,7 +39,8 @@ def imagenet_attentive_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskRe
         samples=classification_sample_records(tokens.ids, logits, [label_of[i] for i in tokens.ids]),
         extra_config={
             "num_classes": len(train.class_names),
-            "train_size": len(train_tokens.ids),
+            "train_size": probe.train_size,
+            "optimizer_steps": probe.steps,
             "tokens_per_image": int(tokens.vectors.shape[1]),
             "final_train_loss": probe.train_loss[-1],
             "limit_applies_to": "the evaluated split only",

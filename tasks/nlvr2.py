@@ -74,7 +74,8 @@ def nlvr2(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
     return TaskResult(
         samples=samples,
         extra_config={
-            "train_size": len(train.items),
+            "train_size": probe.train_size,
+            "optimizer_steps": probe.steps,
             "majority_label_accuracy": max(true_share, 1 - true_share),
             "final_train_loss": probe.train_loss[-1],
             "pair_features": "decoder outputs of (left, sentence) and (right, sentence), concatenated per position",

@@ -80,7 +80,8 @@ def snli_ve(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:
         samples=samples,
         extra_config={
             "num_classes": len(LABELS),
-            "train_size": len(train.items),
+            "train_size": probe.train_size,
+            "optimizer_steps": probe.steps,
             "majority_label_accuracy": max(shares),
             "final_train_loss": probe.train_loss[-1],
             "text_input": "sentence2 (the hypothesis) only",

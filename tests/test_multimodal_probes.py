@@ -193,3 +193,27 @@ def test_nlvr2_runs_through_the_runner_with_the_official_metrics(tmp_path, minid
     expected = nlvr2_metrics([s["id"] for s in samples], [bool(s["accuracy"]) for s in samples])
     assert record["metrics"]["accuracy"] == pytest.approx(expected["accuracy"])
     assert record["metrics"]["consistency"] == pytest.approx(expected["consistency"])
+
+
+@pytest.mark.usefixtures("clean_registry")
+def test_an_unreadable_training_image_is_a_recorded_skip_and_the_train_size_counts_what_was_trained_on(
+    tmp_path, minidata_root
+):
+    from coca_bench.model import load_model
+
+    shutil.copytree(minidata_root / "nlvr2", tmp_path / "data" / "nlvr2")
+    first = _lines(tmp_path / "data" / "nlvr2" / "data" / "train.json")[0]
+    broken = next((tmp_path / "data" / "nlvr2").rglob(first["identifier"].rsplit("-", 1)[0] + "-img1.png"))
+    broken.write_bytes(b"")
+    sharing = [r["identifier"] for r in _lines(tmp_path / "data" / "nlvr2" / "data" / "train.json")
+               if r["right_url"].endswith(broken.name)]  # fmt: skip
+    record, samples = run_task(tmp_path, "nlvr2", tmp_path / "data", model=load_model("tiny-random-s0"),
+                               params=["epochs=2", "min_steps=0"])  # fmt: skip
+    assert len(samples) == 24  # the evaluated split is untouched
+    assert (
+        sorted(s["id"] for s in record["skipped"]) == sorted(sharing)
+        and "unreadable image" in record["skipped"][0]["reason"]
+    )
+    extra = record["config"]["extra"]
+    assert extra["train_size"] == 96 - len(sharing)
+    assert extra["optimizer_steps"] == 2 * 2  # two epochs of two batches of at most 64

@@ -59,12 +59,15 @@ class AttentivePoolingClassifier(nn.Module):
 
 @dataclass
 class AttentiveProbe:
-    """A trained probe; ``train_loss`` is the mean training loss of each epoch."""
+    """A trained probe; ``train_loss`` is the mean training loss of each epoch, ``train_size`` the examples it was
+    trained on (after any unreadable one was skipped) and ``steps`` its optimizer steps (``min_steps`` applied)."""
 
     model: AttentivePoolingClassifier
     config: AttentiveProbeConfig
     num_classes: int
     train_loss: list[float] = field(default_factory=list)
+    train_size: int = 0
+    steps: int = 0
 
     def logits(self, tokens: Any, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
         """``[N, num_classes]`` float32 logits for ``[N, T, D]`` tokens (numpy or torch, any float dtype)."""
@@ -160,4 +163,4 @@ def train_attentive_probe(
             loss_sum += loss.item() * index.numel()
         epoch_losses.append(loss_sum / n)
     model.eval()
-    return AttentiveProbe(model=model, config=config, num_classes=num_classes, train_loss=epoch_losses)
+    return AttentiveProbe(model, config, num_classes, epoch_losses, train_size=n, steps=total)

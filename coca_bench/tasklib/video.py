@@ -109,7 +109,8 @@ def attentive_probe_video_classification(
             "frames": sampling.as_dict(),
             "pooler": {**PROBE_POOLER, "heads": params["num_heads"]},
             "tokens_per_clip": int(tokens.vectors.shape[1]),
-            "train_size": len(train_tokens.ids),
+            "train_size": probe.train_size,
+            "optimizer_steps": probe.steps,
             "final_train_loss": probe.train_loss[-1],
             "missing_or_unreadable_clips": len(train_tokens.skipped) + len(tokens.skipped),
         },  # fmt: skip
