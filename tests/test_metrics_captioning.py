@@ -55,8 +55,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # pycocoevalcap run directly, step by step as COCOEvalCap.evaluate does.
     gts = PTBTokenizer().tokenize({k: [{"caption": c} for c in refs] for k, refs in REFERENCES.items()})
     res = PTBTokenizer().tokenize({k: [{"caption": c}] for k, c in PREDICTIONS.items()})
-    # One METEOR JVM (~6 s to start) serves both runs; each EVAL request to it is scored independently, and
-    # caption_metrics stops it when done, so the direct call goes first.
+    # One METEOR JVM (~6 s to start) serves both runs; each EVAL request to it is scored independently.
     shared_meteor = Meteor()
     direct = {
         "bleu": Bleu(4).compute_score(gts, res, verbose=0)[0],
@@ -70,7 +69,9 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
         mp.setattr(captioning, "_spice_jar_paths", lambda: [str(absent / "corenlp.jar"), str(absent / "models.jar")])
         mp.setattr(meteor_module, "Meteor", lambda: shared_meteor)
         result = caption_metrics(PREDICTIONS, REFERENCES)
-    assert shared_meteor.meteor_p.poll() is not None  # caption_metrics stopped the JVM it used
+        assert shared_meteor.meteor_p.poll() is None  # kept for the next call ...
+    captioning._METEOR.stop()
+    assert shared_meteor.meteor_p.poll() is not None  # ... until it is stopped (at exit, or here)
     return {"result": result, "gts": gts, "res": res, "direct": direct}
 
 
@@ -130,6 +131,67 @@ def test_spice_jar_detection_looks_where_pycocoevalcap_does(monkeypatch, tmp_pat
     assert "models.jar" in spice_unavailable_reason() and "corenlp.jar" not in spice_unavailable_reason()
     jars[1].write_bytes(b"")
     assert spice_unavailable_reason() is None
+
+
+@needs_java
+def test_one_meteor_jvm_serves_every_call_with_the_scores_of_a_fresh_one(monkeypatch):
+    """Reusing METEOR's JVM (seconds to start) across calls must not change a score: each call equals pycocoevalcap's
+    own Meteor started for that call alone, whatever was scored before."""
+    from pycocoevalcap.meteor import meteor as meteor_module
+
+    started = []
+
+    class Counted(meteor_module.Meteor):
+        def __init__(self) -> None:
+            super().__init__()
+            started.append(self)
+
+    monkeypatch.setattr(meteor_module, "Meteor", Counted)
+    other_predictions = {101: "a cat on a sofa", 102: "two dogs on the lawn", 103: "a red car on the street"}
+    first = caption_metrics(PREDICTIONS, REFERENCES, spice=False).scores["METEOR"]
+    second = caption_metrics(other_predictions, REFERENCES, spice=False)
+    again = caption_metrics(PREDICTIONS, REFERENCES, spice=False).scores["METEOR"]
+    assert len(started) == 1 and started[0].meteor_p.poll() is None
+    assert again == first
+    fresh = Counted()
+    gts = second.tokenized_references
+    res = {k: [v] for k, v in second.tokenized_predictions.items()}
+    try:
+        assert second.scores["METEOR"] == fresh.compute_score(gts, res)[0] != first
+    finally:
+        captioning._stop_meteor(fresh)
+        captioning._METEOR.stop()
+    assert started[0].meteor_p.poll() is not None
+
+
+class _DyingMeteor:
+    """A METEOR whose JVM fails its first request (as a JVM killed by the OOM killer would), then works."""
+
+    instances: list[_DyingMeteor] = []
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.meteor_p = subprocess.Popen(["sleep", "60"])
+        _DyingMeteor.instances.append(self)
+
+    def compute_score(self, gts, res):
+        if len(_DyingMeteor.instances) == 1:
+            raise BrokenPipeError("METEOR's JVM is gone")
+        return 0.25, [0.25] * len(gts)
+
+
+@needs_java
+def test_a_meteor_jvm_that_failed_is_stopped_and_replaced(monkeypatch):
+    from pycocoevalcap.meteor import meteor as meteor_module
+
+    monkeypatch.setattr(meteor_module, "Meteor", _DyingMeteor)
+    _DyingMeteor.instances.clear()
+    with pytest.raises(BrokenPipeError):
+        caption_metrics(PREDICTIONS, REFERENCES, spice=False)
+    assert _DyingMeteor.instances[0].meteor_p.poll() is not None  # stopped, never asked again
+    assert caption_metrics(PREDICTIONS, REFERENCES, spice=False).scores["METEOR"] == 0.25
+    assert len(_DyingMeteor.instances) == 2
+    captioning._METEOR.stop()
 
 
 class _StubMeteor:

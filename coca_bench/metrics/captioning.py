@@ -17,11 +17,13 @@ Conventions, chosen so that every number here is the number pycocoevalcap's ``CO
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,6 +181,53 @@ def _stop_meteor(meteor: Any) -> None:
     meteor.meteor_p.wait()
 
 
+class _SharedMeteor:
+    """One METEOR JVM per process, reused by every scoring call: starting it (loading its paraphrase tables) takes
+    seconds, 70% of a small captioning task, while each ``EVAL`` request is scored on its own statistics alone, so
+    reuse cannot change a score (``tests/test_metrics_captioning.py`` checks it). A JVM that failed a request is
+    stopped and replaced; the last one is stopped when the process exits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scorer: Any = None
+        self._factory: Any = None
+
+    def start(self) -> None:
+        """Have a live JVM (started now if needed, so that it loads while the tokenizer runs)."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        from pycocoevalcap.meteor import meteor as meteor_module
+
+        factory = meteor_module.Meteor  # looked up each time, so a stand-in (tests) gets a JVM of its own
+        if self._scorer is None or self._factory is not factory or self._scorer.meteor_p.poll() is not None:
+            self._stop()
+            self._scorer, self._factory = factory(), factory
+
+    def score(self, gts: dict, res: dict) -> float:
+        with self._lock:
+            self._start()
+            try:
+                return float(self._scorer.compute_score(gts, res)[0])
+            except BaseException:
+                self._stop()  # a JVM in an unknown state is never asked again
+                raise
+
+    def _stop(self) -> None:
+        if self._scorer is not None:
+            _stop_meteor(self._scorer)
+            self._scorer = self._factory = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+_METEOR = _SharedMeteor()
+atexit.register(_METEOR.stop)
+
+
 def caption_metrics(
     predictions: Mapping[K, str], references: Mapping[K, Sequence[str]], *, spice: bool | None = None
 ) -> CaptionScores:
@@ -191,32 +240,28 @@ def caption_metrics(
     """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
 
     keys = _check_captions(predictions, references)
     if spice is True and (reason := spice_unavailable_reason()) is not None:
         raise RuntimeError(f"SPICE was required (spice=True) but cannot be computed: {reason}")
     _java()
-    meteor = Meteor()  # starts its JVM now, so METEOR's paraphrase tables load while the tokenizer runs
-    try:
-        # Scorers get positions 0..n-1 as keys (any hashable id works, and SPICE's JSON round trip keeps ints);
-        # one tokenizer call covers references and predictions, equivalent since each line is tokenized alone.
-        tokens = iter(_ptb_tokenize([c for k in keys for c in references[k]] + [predictions[k] for k in keys]))
-        gts = {i: [next(tokens) for _ in references[k]] for i, k in enumerate(keys)}
-        res = {i: [next(tokens)] for i in range(len(keys))}
-        if not any(ref for refs in gts.values() for ref in refs):
-            raise ValueError(
-                "Every reference caption is empty after PTB tokenisation (which drops punctuation), so nothing can "
-                "be scored; check the reference captions."
-            )
-        scores: dict[str, float] = {}
-        not_computed: dict[str, str] = {}
-        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-        scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
-        scores["METEOR"] = float(meteor.compute_score(gts, res)[0])
-    finally:
-        _stop_meteor(meteor)
+    _METEOR.start()  # a first call starts the JVM now, so METEOR's paraphrase tables load while the tokenizer runs
+    # Scorers get positions 0..n-1 as keys (any hashable id works, and SPICE's JSON round trip keeps ints); one
+    # tokenizer call covers references and predictions, equivalent since each line is tokenized alone.
+    tokens = iter(_ptb_tokenize([c for k in keys for c in references[k]] + [predictions[k] for k in keys]))
+    gts = {i: [next(tokens) for _ in references[k]] for i, k in enumerate(keys)}
+    res = {i: [next(tokens)] for i in range(len(keys))}
+    if not any(ref for refs in gts.values() for ref in refs):
+        raise ValueError(
+            "Every reference caption is empty after PTB tokenisation (which drops punctuation), so nothing can "
+            "be scored; check the reference captions."
+        )
+    scores: dict[str, float] = {}
+    not_computed: dict[str, str] = {}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
+    scores["METEOR"] = _METEOR.score(gts, res)
     scores["ROUGE_L"] = float(Rouge().compute_score(gts, res)[0])
     cider, per_image = Cider().compute_score(gts, res)
     scores["CIDEr"] = float(cider)
