@@ -355,3 +355,13 @@ def test_imagenet_class_folders_named_by_index_take_the_index_as_the_label(tmp_p
     (tmp_path / "v2" / "1000").mkdir()
     with pytest.raises(DatasetLayoutError, match=r"\['1000'\].*0\.\.999"):
         read_imagenet(tmp_path, "v2")
+
+
+def test_image_files_are_the_visible_image_files_of_a_folder_sorted_by_name(tmp_path):
+    """The one rule every folder-scanning reader applies (ImageNet, ImageFolder, ObjectNet)."""
+    from coca_bench.data.files import image_files
+
+    for name in ("b.JPEG", "a.png", "c.Jpg", "._a.png", ".hidden.jpg", "notes.txt", "d.webp"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "folder.jpg").mkdir()  # a folder named like an image is not one
+    assert [p.name for p in image_files(tmp_path)] == ["a.png", "b.JPEG", "c.Jpg", "d.webp"]

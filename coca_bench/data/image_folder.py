@@ -6,12 +6,11 @@ is the sorted class-folder names of the training split (``classes``), so train a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from coca_bench.data.annotations import DatasetLayoutError, DatasetNotFoundError, require_dataset_dir
-from coca_bench.data.imagenet import IMAGE_SUFFIXES, is_hidden
+from coca_bench.data.files import image_files, is_hidden
 from coca_bench.data.records import ClassificationSample, ClassificationSet
 
 _LAYOUT = "ImageFolder folders <split>/<class name>/<image> (e.g. train/cat/0001.jpg)"
@@ -43,14 +42,9 @@ def read_image_folder(root: Path, split: str, classes: Sequence[str] | None = No
     label_of = {name: index for index, name in enumerate(classes)}
     samples = []
     for name in present:
-        with os.scandir(split_dir / name) as entries:
-            files = sorted(
-                e.path
-                for e in entries
-                if Path(e.path).suffix.lower() in IMAGE_SUFFIXES and not is_hidden(e.name) and e.is_file()
-            )
         samples += [
-            ClassificationSample(id=f"{name}/{Path(f).stem}", path=Path(f), label=label_of[name]) for f in files
+            ClassificationSample(id=f"{name}/{f.stem}", path=f, label=label_of[name])
+            for f in image_files(split_dir / name)
         ]
     return ClassificationSet(
         items=tuple(samples),

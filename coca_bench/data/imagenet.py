@@ -20,7 +20,6 @@ in ``<root>`` when its contents were placed there.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import cache, lru_cache
 from pathlib import Path
@@ -32,6 +31,7 @@ from coca_bench.data.annotations import (
     DatasetNotFoundError,
     require_dataset_dir,
 )
+from coca_bench.data.files import IMAGE_SUFFIXES, image_files, is_hidden
 from coca_bench.data.records import ClassificationSample, ClassificationSet
 
 SYNSET_MAPPING_FILE = "LOC_synset_mapping.txt"
@@ -41,15 +41,7 @@ OFFICIAL_SUBSET_FILES: dict[str, Path] = {
     "imagenet_a": Path(__file__).with_name("imagenet_a_wnids.txt"),
     "imagenet_r": Path(__file__).with_name("imagenet_r_wnids.txt"),
 }
-IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 _LAYOUT = "ImageNet folders <split>/<wnid>/<image> (e.g. val/n01440764/ILSVRC2012_val_00000293.JPEG)"
-
-
-def is_hidden(name: str) -> bool:
-    """Hidden files and folders are never data: macOS leaves an AppleDouble ``._<name>.JPEG`` beside every image it
-    copies, and editors and sync tools leave dot-files; readers skip them (and so they never reach the fingerprint,
-    which covers exactly the files the records name)."""
-    return name.startswith(".")
 
 
 @lru_cache(maxsize=1)
@@ -166,11 +158,8 @@ def read_imagenet(root: Path, split: str = "val", classes: Sequence[str] | None 
         if wanted is not None and folder_wnid[folder.name] not in wanted:
             continue
         label = label_of[folder.name]
-        with os.scandir(folder) as entries:  # scandir: no extra stat per file on a 50k-image split
-            for entry in entries:
-                image = Path(entry.path)
-                if image.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(entry.name) and entry.is_file():
-                    samples.append(ClassificationSample(id=f"{folder.name}/{image.stem}", path=image, label=label))
+        samples += [ClassificationSample(id=f"{folder.name}/{image.stem}", path=image, label=label)
+                    for image in image_files(folder)]  # fmt: skip
     samples.sort(key=lambda s: (s.path.name, s.path.parent.name))
     return ClassificationSet(
         items=tuple(samples),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coca_bench.data.annotations import AnnotationFile, DatasetNotFoundError, require_dataset_dir
-from coca_bench.data.imagenet import is_hidden
+from coca_bench.data.files import is_hidden
 from coca_bench.data.records import RecordSet
 from coca_bench.data.snli_ve import find_annotation, json_lines
 

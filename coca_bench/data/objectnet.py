@@ -10,12 +10,11 @@ with its contents directly in the dataset folder (``images/``, ``mappings/``).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from coca_bench.data.annotations import AnnotationFile, DatasetLayoutError, DatasetNotFoundError, require_dataset_dir
-from coca_bench.data.imagenet import IMAGE_SUFFIXES, is_hidden
+from coca_bench.data.files import image_files, is_hidden
 from coca_bench.data.records import ClassificationSample, ClassificationSet
 
 ARCHIVE_FOLDER = "objectnet-1.0"
@@ -105,13 +104,8 @@ def read_objectnet(root: Path) -> ClassificationSet:
     for folder in folders:
         if folder.name not in index:
             continue  # an ObjectNet class with no ImageNet counterpart: not scored
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                path = Path(entry.path)
-                if path.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(entry.name) and entry.is_file():
-                    samples.append(
-                        ClassificationSample(id=f"{folder.name}/{path.stem}", path=path, label=index[folder.name])
-                    )
+        samples += [ClassificationSample(id=f"{folder.name}/{path.stem}", path=path, label=index[folder.name])
+                    for path in image_files(folder)]  # fmt: skip
     samples.sort(key=lambda s: (s.path.name, s.path.parent.name))  # hashed names interleave the classes
     return ClassificationSet(
         items=tuple(samples),
