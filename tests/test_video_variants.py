@@ -13,7 +13,7 @@ from conftest import run_task
 
 from coca_bench.data import read_kinetics, read_moments
 from coca_bench.data.annotations import AnnotationFormatError, DatasetNotFoundError
-from coca_bench.data.kinetics import KINETICS_ARCHIVE_FOLDERS
+from coca_bench.data.kinetics import DEEPMIND_ARCHIVE_FOLDERS, KINETICS_ARCHIVE_FOLDERS
 from coca_bench.data.mini_video import (
     EVAL_PER_CLASS,
     KINETICS600_CLASSES,
@@ -75,11 +75,28 @@ def test_kinetics_without_a_csv_names_every_path_it_tried(tmp_path: Path) -> Non
     (tmp_path / "val").mkdir()
     with pytest.raises(DatasetNotFoundError) as excinfo:
         read_kinetics(tmp_path, "val")
-    tried = [tmp_path / "annotations" / "val.csv", tmp_path / "val.csv"]
+    names = [f"{place}{name}.csv" for name in ("val", "validate") for place in ("annotations/", "")]
+    tried = [tmp_path / name for name in names]
     tried += [
-        tmp_path / folder / name for folder in KINETICS_ARCHIVE_FOLDERS for name in ("annotations/val.csv", "val.csv")
+        tmp_path / folder / name for folder in (*KINETICS_ARCHIVE_FOLDERS, *DEEPMIND_ARCHIVE_FOLDERS) for name in names
     ]
     _one_line(excinfo, "the Kinetics annotation csv for split 'val'", *map(str, tried))
+
+
+@pytest.mark.parametrize(("archive", "clips"), [("kinetics400", "val"), ("kinetics700_2020", "validate")])
+def test_kinetics_from_deepminds_annotation_archive_with_the_clips_downloaded_beside_it(
+    minidata_root: Path, tmp_path: Path, archive: str, clips: str
+) -> None:
+    """DeepMind's kinetics400.tar.gz unpacks to ``kinetics400/{train,validate,test}.csv``; the download scripts then
+    write the clips into ``val/`` (or ``validate/``) beside it, by label."""
+    shutil.copytree(minidata_root / "kinetics" / "val", tmp_path / clips)
+    (tmp_path / archive).mkdir()
+    shutil.copy(minidata_root / "kinetics" / "annotations" / "val.csv", tmp_path / archive / "validate.csv")
+    records = read_kinetics(tmp_path, "val")
+    reference = read_kinetics(minidata_root / "kinetics", "val")
+    assert records.annotation_files == (tmp_path / archive / "validate.csv",)
+    assert [c.id for c in records] == [c.id for c in reference] and records.class_ids == reference.class_ids
+    assert all(clip.path.is_file() and clip.path.parent.parent == tmp_path / clips for clip in records)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ Copies differ in where the csv sits: ``annotations/<split>.csv`` (the CVDF k600 
 ``<split>.csv`` beside ``<split>/`` (the CVDF k400 downloader, and many copies), either in the dataset folder itself
 or in the folder the CVDF scripts create (``k400/``, ``k600/``, ``k700-2020/``; cvdfoundation/kinetics-dataset
 ``k*_downloader.sh``). The clips of a split are in ``<split>/`` next to wherever its csv was found.
+
+DeepMind's own annotation archives unpack to ``kinetics400/``, ``kinetics600/`` or ``kinetics700_2020/`` holding
+``train.csv``, ``validate.csv`` and ``test.csv`` only; the clips are downloaded beside that folder, into ``val/``
+(as the usual download scripts are run) or ``validate/``. So the ``val`` split's csv may be named ``validate.csv``,
+and its clips folder ``validate/``, and a split's clips may sit in the dataset folder next to the archive folder.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ _COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 # The root folders cvdfoundation/kinetics-dataset's downloaders write (k400_downloader.sh, k600_downloader.sh,
 # k700_2020_downloader.sh): a dataset folder may hold one of them rather than its contents.
 KINETICS_ARCHIVE_FOLDERS = ("k400", "k600", "k700-2020")
+# The folders DeepMind's annotation archives (kinetics400.tar.gz, kinetics600.tar.gz, kinetics700_2020.tar.gz) unpack to.
+DEEPMIND_ARCHIVE_FOLDERS = ("kinetics400", "kinetics600", "kinetics700", "kinetics700_2020")
+SPLIT_ALIASES = {"val": ("val", "validate")}  # DeepMind names the validation split "validate"
 
 
 def kinetics_clip_name(youtube_id: str, time_start: int, time_end: int, suffix: str = ".mp4") -> str:
@@ -46,10 +54,13 @@ def find_kinetics_csv(root: Path, split: str) -> tuple[Path, Path]:
     """(the csv of ``split``, the folder holding the split's clips): ``annotations/<split>.csv`` or ``<split>.csv``
     beside ``<split>/``, in ``root`` or in a CVDF download folder inside it."""
     root = require_dataset_dir(Path(root), f"Kinetics annotations/{split}.csv and {split}/<label>/<clip>.mp4")
-    found = find_in_download(root, KINETICS_ARCHIVE_FOLDERS, (f"annotations/{split}.csv", f"{split}.csv"),
+    names = SPLIT_ALIASES.get(split, (split,))
+    found = find_in_download(root, (*KINETICS_ARCHIVE_FOLDERS, *DEEPMIND_ARCHIVE_FOLDERS),
+                             [f"{place}{name}.csv" for name in names for place in ("annotations/", "")],
                              f"the Kinetics annotation csv for split {split!r}")  # fmt: skip
     base = found.parent.parent if found.parent.name == "annotations" else found.parent
-    return found, base / split
+    folders = [place / name for place in dict.fromkeys((base, root)) for name in names]
+    return found, next((folder for folder in folders if folder.is_dir()), base / split)
 
 
 def read_kinetics(
@@ -105,4 +116,11 @@ def _clip_path(split_dir: Path, label: str, name: str) -> Path:
     return next((path for path in candidates if path.is_file()), candidates[0])
 
 
-__all__ = ["KINETICS_ARCHIVE_FOLDERS", "find_in_download", "find_kinetics_csv", "kinetics_clip_name", "read_kinetics"]
+__all__ = [
+    "DEEPMIND_ARCHIVE_FOLDERS",
+    "KINETICS_ARCHIVE_FOLDERS",
+    "find_in_download",
+    "find_kinetics_csv",
+    "kinetics_clip_name",
+    "read_kinetics",
+]
