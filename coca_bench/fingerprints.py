@@ -120,6 +120,8 @@ def _imports(tree: ast.AST, path: Path) -> tuple[str, ...]:
             base = node.module or ""
             if node.level:
                 if not package or node.level > len(package):
+                    if node.level - 2 >= len(path.parent.parents):
+                        continue  # above the file system's root: Python cannot import it either
                     folder = path.parent.parents[node.level - 2] if node.level > 1 else path.parent
                     dotted = [base] if base else []
                     names += _beside(folder, [".".join([*dotted, a.name]) for a in node.names] + dotted)

@@ -146,14 +146,15 @@ def test_a_plugins_own_helper_modules_are_part_of_its_code_key(tmp_path: Path) -
     (plugins / "_common.py").write_text("from ._shared.deep import DEPTH\nSCALE = 2 * DEPTH\n")
     (plugins / "_other.py").write_text("OFFSET = 1\n")
     (plugins / "_unused.py").write_text("NOTHING = 0\n")
+    (plugins / "_deep.py").write_text("from " + "." * 64 + "nowhere import x\n")  # above the root: no crash
     task = plugins / "my_task.py"
     task.write_text(
-        "import numpy\nimport _other\nfrom . import _common\nfrom coca_bench.registry import TaskResult\n\n"
+        "import numpy\nimport _other\nimport _deep\nfrom . import _common\nfrom coca_bench.registry import TaskResult\n\n"
         "def run():\n    return _common.SCALE + _other.OFFSET\n"
     )
     closure = code_closure([task])
     names = sorted(p.relative_to(plugins).as_posix() for p in closure if p.is_relative_to(plugins))
-    assert names == ["_common.py", "_other.py", "_shared/__init__.py", "_shared/deep.py", "my_task.py"]
+    assert names == ["_common.py", "_deep.py", "_other.py", "_shared/__init__.py", "_shared/deep.py", "my_task.py"]
     assert any(p.name == "registry.py" for p in closure)  # and the package modules, as before
     before = source_fingerprint(closure)
     (plugins / "_shared" / "deep.py").write_text("DEPTH = 4\n")
