@@ -97,3 +97,37 @@ def test_every_file_a_task_opens_while_reading_is_named_by_its_records(audit_hoo
             checked.append((name, overrides))
     assert len({name for name, _ in checked}) >= 25, checked  # every built-in task reads the mini data
     assert len(checked) >= 2 * len(refused), refused  # most parameter choices read the mini data too
+
+
+def test_every_file_a_task_opens_in_its_real_run_is_named_by_its_records(audit_hook, minidata_root: Path) -> None:
+    """The same over whole runs (a tiny model, two evaluated samples each): a file a task opened only after it
+    reached for the model (a candidate-answer list, a reference file) would escape the read pass, and so the key.
+    Python-level opens only: PIL's image reads are seen, decord's and PyAV's video reads are not (those clips are
+    record paths by construction)."""
+    from coca_bench.features import FeatureExtractor
+    from coca_bench.model import load_model
+    from coca_bench.registry import TaskContext
+
+    load_task_registry()
+    data_root = minidata_root.resolve()
+    settings = RunSettings(device="cpu", num_workers=0, progress=False, limit=2)
+    model = load_model("tiny-random-s0")
+    checked = []
+    for name, task in sorted(all_tasks().items()):
+        params = task.resolve_params()
+        features = FeatureExtractor(model, None, settings)  # no cache: every read happens in this run
+        context = TaskContext(
+            task, minidata_root / task.dataset_folder(params), minidata_root, settings, model, features
+        )
+        _clear_function_caches()
+        _RECORDING["opened"] = opened = set()
+        try:
+            task.run(context, dict(params))
+        finally:
+            _RECORDING["opened"] = None
+        read = {p for p in opened if _is_data_file(p, data_root)}
+        unnamed = sorted(str(p) for p in read - _named_files(context.inputs))
+        assert not unnamed, f"{name} ({task.source}) read files its records do not name: {unnamed}"
+        if read:
+            checked.append(name)
+    assert len(checked) >= 25, checked
