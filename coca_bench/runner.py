@@ -29,7 +29,7 @@ from typing import Any
 from coca_bench import distributed
 from coca_bench.cache import feature_cache_dir
 from coca_bench.errors import CocaBenchError
-from coca_bench.fileio import hash_every_file_afresh
+from coca_bench.fileio import hash_every_file_afresh, to_json_value
 from coca_bench.fingerprints import DatasetFingerprint, records_fingerprint, result_key, suite_code_fingerprint
 from coca_bench.hardware import cpu_capabilities, warn_if_bf16_is_slow
 from coca_bench.registry import (
@@ -444,6 +444,14 @@ def _run_task(suite: _Suite, task: TaskSpec, params: dict[str, Any], run: _Check
     wall_time = time.perf_counter() - clock
     if not isinstance(result, TaskResult):
         raise RegistryError(f"Task {task.name!r} ({task.source}) returned {type(result).__name__}, not a TaskResult.")
+    # The samples as they will be stored (NaN -> null, tuples -> lists), so that every metric is computed and checked
+    # on exactly what the comparison later recomputes from.
+    try:
+        result.samples = to_json_value(result.samples, "samples")
+    except TypeError as exc:
+        raise RegistryError(
+            f"Task {task.name!r} ({task.source}) returned a sample that cannot be stored: {exc}"
+        ) from None
     metrics, unchecked = task.checked_metrics(result, params, settings.limit)
 
     fingerprint = records_fingerprint(context.inputs.record_sets, suite.data_root)  # what this run itself read

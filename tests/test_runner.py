@@ -66,6 +66,18 @@ PLUGIN = textwrap.dedent(
         return TaskResult(metrics={"acc": 0.9}, samples=[{"id": "0", "acc": 0, "hits": 1}, {"id": "1", "acc": 1, "hits": 1}])
 
 
+    @register_task("fake_nan_sample", groups=("misbehaving",), dataset="fake", metrics=["acc"])
+    def fake_nan_sample(ctx, params):
+        """One sample's metric is NaN (undefined): the stored file holds null there."""
+        samples = [{"id": "0", "acc": 0.0}, {"id": "1", "acc": 1.0}, {"id": "2", "acc": 1.0}, {"id": "3", "acc": float("nan")}]
+        return TaskResult(samples=samples)
+
+
+    @register_task("fake_unstorable_sample", groups=("misbehaving",), dataset="fake", metrics=["acc"])
+    def fake_unstorable_sample(ctx, params):
+        return TaskResult(samples=[{"id": "0", "acc": 1.0, "logits": object()}])
+
+
     def _corpus(samples, params):
         return {"corpus": sum(s["x"] for s in samples) / len(samples)}
 
@@ -316,6 +328,22 @@ def test_a_returned_task_aggregate_must_equal_its_recomputation_from_the_samples
     assert (
         list(record["unchecked_metrics"]) == ["jar_score"] and "aggregate" in record["unchecked_metrics"]["jar_score"]
     )
+
+
+def test_metrics_are_computed_from_the_samples_as_they_are_stored(workspace):
+    """A NaN sample field is stored as null, which the aggregate (and the comparison's resamples) leave out: the
+    stored metric must be that one, not the NaN the in-memory samples would give."""
+    from coca_bench.results import ResultStore
+
+    (record,) = run_suite(config(workspace, tasks="fake_nan_sample"), load_model=lambda spec, device: TinyModel(spec))
+    stored = ResultStore(workspace / "out").samples("tiny", "fake_nan_sample")
+    assert stored[3]["acc"] is None
+    assert record["metrics"]["acc"] == pytest.approx(2 / 3)
+    assert record["metrics"] == registry.get_task("fake_nan_sample").recompute(stored, {})
+    with pytest.raises(
+        registry.RegistryError, match=r"returned a sample that cannot be stored: samples\[0\]\.logits is"
+    ):
+        run_suite(config(workspace, tasks="fake_unstorable_sample"), load_model=lambda spec, device: TinyModel(spec))
 
 
 def test_a_task_parameter_named_like_a_setting_never_overwrites_it(workspace):
