@@ -72,6 +72,34 @@ def test_suite_end_to_end(default_run, readme_plugin):
     assert "not comparable" in (out / "published.md").read_text()
 
 
+@pytest.mark.usefixtures("clean_registry")  # the README plugin is registered for this test only
+def test_every_stored_metric_is_its_aggregate_over_the_stored_samples(default_run, readme_plugin):
+    """What ``compare`` relies on: for every task of the default run, each stored metric equals its declaration
+    recomputed from the stored per-sample file (METEOR, which no aggregate recomputes, is listed as unchecked)."""
+    import math
+
+    from coca_bench.registry import get_task
+    from coca_bench.results import ResultStore
+    from coca_bench.runner import load_task_registry
+
+    load_task_registry([readme_plugin])
+    store = ResultStore(default_run.output)
+    checked = 0
+    for record in store.records():
+        task = get_task(record["task"]["name"])
+        samples = store.samples(record["checkpoint"]["name"], task.name)
+        recomputed = task.recompute(samples, record["config"]["params"])
+        for name, value in record["metrics"].items():
+            where = f"{record['checkpoint']['name']}/{task.name}/{name}"
+            if name in record.get("unchecked_metrics", {}):
+                assert name not in recomputed, where
+                continue
+            expected = recomputed[name]
+            assert (math.isnan(value) and math.isnan(expected)) or value == pytest.approx(expected, rel=1e-6), where
+            checked += 1
+    assert checked >= 250  # every metric of every task, both checkpoints
+
+
 def test_errors_are_one_clear_line(tmp_path):
     bad = _run("--tasks", "no_such_task", "--output", str(tmp_path), check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
