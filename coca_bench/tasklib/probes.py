@@ -11,6 +11,10 @@ from coca_bench.params import Param
 from coca_bench.probes.config import AttentiveProbeConfig  # plain data: no torch at registration
 
 TRAINING = ("epochs", "min_steps", "lr", "weight_decay", "batch_size", "label_smoothing", "warmup_steps", "num_heads")
+TRAINING_HELP = {
+    "min_steps": "train at least this many optimizer steps (a split smaller than a batch gives one per epoch); each "
+    "task's default was chosen on held-out folds of its training split (bench/select_probe_steps.py)",
+}
 
 
 def attentive_probe_params(**overrides: Any) -> dict[str, Param]:
@@ -18,7 +22,7 @@ def attentive_probe_params(**overrides: Any) -> dict[str, Param]:
     defaults, e.g. the paper's Kinetics settings), plus how the cached tokens are stored."""
     defaults = dataclasses.asdict(AttentiveProbeConfig(**overrides))
     return {
-        **{name: Param(defaults[name]) for name in TRAINING},
+        **{name: Param(defaults[name], help=TRAINING_HELP.get(name, "")) for name in TRAINING},
         "token_storage": Param("fp16", choices=("fp16", "fp32"), help="cached encoder tokens: fp16 halves the cache"),
     }
 
