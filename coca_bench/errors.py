@@ -13,4 +13,8 @@ class CocaBenchError(Exception):
     """An error in what the user asked for or gave: its message says what was wrong, where, and what to do."""
 
 
-__all__ = ["CocaBenchError"]
+class SettingValueError(CocaBenchError, ValueError):
+    """A generation, probe or frame-sampling setting out of its range (most are refused earlier, as parameters)."""
+
+
+__all__ = ["CocaBenchError", "SettingValueError"]

@@ -36,6 +36,8 @@ class Param:
     type: type | None = None
     choices: tuple[Any, ...] = ()
     help: str = ""
+    minimum: float | None = None  # inclusive bounds of a number, checked before any work
+    maximum: float | None = None
 
     @property
     def value_type(self) -> type | None:
@@ -53,7 +55,16 @@ class Param:
         text = f"{kind} = {json.dumps(_plain(self.default))}"
         if self.choices:
             text += f" (one of: {', '.join(json.dumps(c) for c in self.choices)})"
+        if self.minimum is not None or self.maximum is not None:
+            text += f" ({self._range()})"
         return text + (f"  # {self.help}" if self.help else "")
+
+    def _range(self) -> str:
+        if self.maximum is None:
+            return f"at least {self.minimum:g}"
+        if self.minimum is None:
+            return f"at most {self.maximum:g}"
+        return f"from {self.minimum:g} to {self.maximum:g}"
 
     def check(self, task: str, name: str, value: Any) -> Any:
         """``value`` converted to the declared type (an int where a float is declared), or :class:`ParamError`."""
@@ -75,6 +86,14 @@ class Param:
                 f"Task {task!r}: parameter {name}={json.dumps(value)} is not allowed; it takes one of "
                 f"{list(self.choices)}."
             )
+        outside = (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        )
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and outside:
+            raise ParamError(
+                f"Task {task!r}: parameter {name}={json.dumps(value)} is not allowed; it takes a number "
+                f"{self._range()} (default {json.dumps(_plain(self.default))})."
+            )
         return value
 
 
@@ -89,6 +108,8 @@ def declare_params(task: str, params: Mapping[str, Any] | None) -> dict[str, Par
         param = value if isinstance(value, Param) else Param(value)
         if param.choices and param.default is not None and param.default not in param.choices:
             raise ParamError(f"Task {task!r}: the default of parameter {name!r} is not one of its choices.")
+        if param.default is not None and (param.minimum is not None or param.maximum is not None):
+            param.check(task, name, param.default)  # a default outside its own range is a declaration error
         declared[name] = param
     return declared
 

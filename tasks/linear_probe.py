@@ -21,8 +21,8 @@ from coca_bench.tasklib import CLASSIFICATION_METRICS, classification_aggregate
     "imagenet_linear_probe", groups=("image", "probe", "classification"), dataset="imagenet",
     metrics=CLASSIFICATION_METRICS, aggregate=classification_aggregate, view=SampleView("classification"),
     params={"layout": Param("imagenet", choices=("imagenet", "folder"), help="wnid folders, or any class names"),
-            "train_split": "train", "eval_split": "val", "shots": Param(None, int), "c_grid": Param(None, list),
-            "val_fraction": 0.2, "max_iter": 1000},
+            "train_split": "train", "eval_split": "val", "shots": Param(None, int, minimum=1), "c_grid": Param(None, list),
+            "val_fraction": Param(0.2, minimum=0.0, maximum=1.0), "max_iter": Param(1000, minimum=1)},
     description="ImageNet linear probe on frozen contrastive embeddings (logistic regression, C swept on val)",
 )  # fmt: skip
 def linear_probe(ctx: TaskContext, params: dict[str, Any]) -> TaskResult:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from coca_bench.data.media import UnreadableMediaError
+from coca_bench.errors import SettingValueError
 
 FrameSamplingMode = Literal["uniform", "head"]
 VideoBackend = Literal["decord", "pyav"]
@@ -51,13 +52,13 @@ def sample_frame_indices(num_frames_in_video: int, num_frames: int, mode: FrameS
     if num_frames_in_video < 1:
         raise ValueError(f"A video must have at least one frame to sample from, got {num_frames_in_video}.")
     if num_frames < 1:
-        raise ValueError(f"num_frames must be at least 1, got {num_frames}.")
+        raise SettingValueError(f"num_frames must be at least 1, got {num_frames}.")
     if mode == "uniform":
         # Integer form of floor((i + 0.5) * N / T): exact, no float rounding.
         return [((2 * i + 1) * num_frames_in_video) // (2 * num_frames) for i in range(num_frames)]
     if mode == "head":
         return [min(i, num_frames_in_video - 1) for i in range(num_frames)]
-    raise ValueError(f"Unknown frame sampling mode {mode!r}; use one of {FRAME_SAMPLING_MODES}.")
+    raise SettingValueError(f"Unknown frame sampling mode {mode!r}; use one of {FRAME_SAMPLING_MODES}.")
 
 
 def read_frames(path: Path | str, indices: Sequence[int], backend: VideoBackend = "decord") -> np.ndarray:
@@ -144,7 +145,7 @@ def _decode(path: Path, choose: IndexChooser, backend: VideoBackend) -> np.ndarr
 
 def _resolve_backend(backend: str) -> str:
     if backend not in VIDEO_BACKENDS:
-        raise ValueError(f"Unknown video backend {backend!r}; use one of {VIDEO_BACKENDS}.")
+        raise SettingValueError(f"Unknown video backend {backend!r}; use one of {VIDEO_BACKENDS}.")
     if backend == "decord":
         try:
             import decord  # noqa: F401

@@ -25,6 +25,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from coca_bench.errors import SettingValueError
+
 from .. import hardware
 from .coca import CoCa
 
@@ -53,32 +55,34 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, not {self.strategy!r}.")
+            raise SettingValueError(f"strategy must be one of {STRATEGIES}, not {self.strategy!r}.")
         if not isinstance(self.decode_dtype, str) or self.decode_dtype not in DECODE_DTYPES:
-            raise ValueError(
+            raise SettingValueError(
                 f"decode_dtype must be one of {tuple(DECODE_DTYPES)} ('bf16' trades exact fp32 tokens for speed), "
                 f"not {self.decode_dtype!r}."
             )
         if self.max_new_tokens <= 0:
-            raise ValueError(f"max_new_tokens must be > 0, got {self.max_new_tokens}.")
+            raise SettingValueError(f"max_new_tokens must be > 0, got {self.max_new_tokens}.")
         if not 0 <= self.min_new_tokens < self.max_new_tokens:
-            raise ValueError(
+            raise SettingValueError(
                 f"min_new_tokens must be in [0, max_new_tokens), got {self.min_new_tokens} with max {self.max_new_tokens}."
             )
         if self.strategy == "beam":
             if self.num_beams < 2 or self.num_beams % self.num_beam_groups:
-                raise ValueError(
+                raise SettingValueError(
                     f"beam search needs num_beams >= 2 divisible by num_beam_groups; got {self.num_beams} and "
                     f"{self.num_beam_groups}."
                 )
             if self.beam_score not in ("logits", "logprobs"):
-                raise ValueError(f"beam_score must be 'logits' (open_clip) or 'logprobs', not {self.beam_score!r}.")
+                raise SettingValueError(
+                    f"beam_score must be 'logits' (open_clip) or 'logprobs', not {self.beam_score!r}."
+                )
         if self.strategy == "top_k" and self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}.")
+            raise SettingValueError(f"top_k must be >= 1, got {self.top_k}.")
         if self.strategy == "top_p" and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
+            raise SettingValueError(f"top_p must be in (0, 1], got {self.top_p}.")
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}.")
+            raise SettingValueError(f"temperature must be > 0, got {self.temperature}.")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -90,7 +94,7 @@ class GenerationConfig:
         limit = context_length - prompt_length
         if self.max_new_tokens > limit:
             what = "the start token" if prompt_length == 1 else f"the start token and prompt ({prompt_length} tokens)"
-            raise ValueError(
+            raise SettingValueError(
                 f"max_new_tokens={self.max_new_tokens} does not fit the text context: {what} plus "
                 f"{self.max_new_tokens} new tokens need {self.max_new_tokens + prompt_length} positions but this "
                 f"model's context length is {context_length}, so use max_new_tokens <= {limit}."

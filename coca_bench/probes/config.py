@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coca_bench.errors import SettingValueError
+
 
 @dataclass(frozen=True)
 class AttentiveProbeConfig:
@@ -38,11 +40,11 @@ class AttentiveProbeConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.num_heads < 1 or self.min_steps < 0:
-            raise ValueError("epochs, batch_size and num_heads must be at least 1, and min_steps at least 0.")
+            raise SettingValueError("epochs, batch_size and num_heads must be at least 1, and min_steps at least 0.")
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.grad_clip_norm < 0:
-            raise ValueError("lr must be positive and weight_decay, warmup_steps, grad_clip_norm non-negative.")
+            raise SettingValueError("lr must be positive and weight_decay, warmup_steps, grad_clip_norm non-negative.")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must lie in [0, 1); got {self.label_smoothing}.")
+            raise SettingValueError(f"label_smoothing must lie in [0, 1); got {self.label_smoothing}.")
 
 
 __all__ = ["AttentiveProbeConfig"]

@@ -15,16 +15,16 @@ from coca_bench.registry import MetricSpec, TaskResult
 # raw-logit beam scores, seq_len=30 and min_seq_len=5 as open_clip counts them (29 and 4 new tokens).
 GENERATION_PARAMS: dict[str, Param] = {
     "strategy": Param("beam", choices=("greedy", "beam", "top_k", "top_p")),
-    "num_beams": Param(6),
-    "num_beam_groups": Param(3),
+    "num_beams": Param(6, minimum=1),
+    "num_beam_groups": Param(3, minimum=1),
     "beam_score": Param("logits", choices=("logits", "logprobs"), help="open_clip scores beams by raw logits"),
-    "max_new_tokens": Param(29),
-    "min_new_tokens": Param(4),
+    "max_new_tokens": Param(29, minimum=1),
+    "min_new_tokens": Param(4, minimum=0),
     "length_penalty": Param(1.0),
-    "repetition_penalty": Param(1.0),
-    "top_k": Param(50),
-    "top_p": Param(0.9),
-    "temperature": Param(1.0),
+    "repetition_penalty": Param(1.0, minimum=0.0),
+    "top_k": Param(50, minimum=1),
+    "top_p": Param(0.9, minimum=0.0, maximum=1.0),
+    "temperature": Param(1.0, minimum=0.0),
     "decode_dtype": Param("fp32", choices=("fp32", "bf16"), help="bf16: faster, not open_clip's exact tokens"),
 }
 CAPTION_METRICS = METRIC_NAMES

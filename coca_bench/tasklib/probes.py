@@ -11,6 +11,12 @@ from coca_bench.params import Param
 from coca_bench.probes.config import AttentiveProbeConfig  # plain data: no torch at registration
 
 TRAINING = ("epochs", "min_steps", "lr", "weight_decay", "batch_size", "label_smoothing", "warmup_steps", "num_heads")
+# What AttentiveProbeConfig accepts, as parameter ranges: a bad --param is refused before any work.
+TRAINING_RANGES: dict[str, dict[str, float]] = {
+    "epochs": {"minimum": 1}, "min_steps": {"minimum": 0}, "lr": {"minimum": 0.0}, "weight_decay": {"minimum": 0.0},
+    "batch_size": {"minimum": 1}, "label_smoothing": {"minimum": 0.0, "maximum": 0.99}, "warmup_steps": {"minimum": 0},
+    "num_heads": {"minimum": 1},
+}  # fmt: skip
 TRAINING_HELP = {
     "min_steps": "train at least this many optimizer steps (a split smaller than a batch gives one per epoch); each "
     "task's default was chosen on held-out folds of its training split (bench/select_probe_steps.py)",
@@ -22,7 +28,10 @@ def attentive_probe_params(**overrides: Any) -> dict[str, Param]:
     defaults, e.g. the paper's Kinetics settings), plus how the cached tokens are stored."""
     defaults = dataclasses.asdict(AttentiveProbeConfig(**overrides))
     return {
-        **{name: Param(defaults[name], help=TRAINING_HELP.get(name, "")) for name in TRAINING},
+        **{
+            name: Param(defaults[name], help=TRAINING_HELP.get(name, ""), **TRAINING_RANGES.get(name, {}))
+            for name in TRAINING
+        },  # fmt: skip
         "token_storage": Param("fp16", choices=("fp16", "fp32"), help="cached encoder tokens: fp16 halves the cache"),
     }
 

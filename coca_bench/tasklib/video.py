@@ -13,7 +13,7 @@ from coca_bench.registry import MetricSpec, SampleView, TaskContext, TaskResult
 from coca_bench.tasklib.classification import CLASSIFICATION_METRICS
 
 FRAME_PARAMS = {
-    "num_frames": Param(16, help="frames per clip (the paper states 16 for retrieval only)"),
+    "num_frames": Param(16, minimum=1, help="frames per clip (the paper states 16 for retrieval only)"),
     "sampling": Param("uniform", choices=("uniform", "head"), help="centres of equal segments, or the first frames"),
     "backend": Param("decord", choices=("decord", "pyav")),
 }
