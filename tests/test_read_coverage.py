@@ -47,6 +47,24 @@ def _named_files(inputs) -> set[Path]:
     return {Path(p).resolve() for p in files}
 
 
+def _recorded_reads(data_root: Path, read, *args) -> tuple[set[Path], set[Path]]:
+    """``read(*args)`` (which returns the task's TaskInputs) with caches cleared, under the audit hook: (the data files
+    it opened, those its records do not name)."""
+    _clear_function_caches()
+    _RECORDING["opened"] = opened = set()
+    try:
+        inputs = read(*args)
+    finally:
+        _RECORDING["opened"] = None
+    data = {p for p in opened if _is_data_file(p, data_root)}
+    return data, data - _named_files(inputs)
+
+
+def _run_and_inputs(task, context, params):
+    task.run(context, dict(params))
+    return context.inputs
+
+
 def _is_data_file(path: Path, data_root: Path) -> bool:
     if path.is_relative_to(data_root):
         return True
@@ -81,18 +99,14 @@ def test_every_file_a_task_opens_while_reading_is_named_by_its_records(audit_hoo
     checked, refused = [], []
     for name, overrides in _cases():
         task = all_tasks()[name]
-        _clear_function_caches()
-        _RECORDING["opened"] = opened = set()
         try:
-            inputs = read_records(task, minidata_root, task.resolve_params(overrides), settings)
+            read, unnamed = _recorded_reads(
+                data_root, read_records, task, minidata_root, task.resolve_params(overrides), settings
+            )
         except CocaBenchError:  # a layout the mini data does not have (another ImageNet-V2 release): nothing read
             refused.append((name, overrides))
             continue
-        finally:
-            _RECORDING["opened"] = None
-        read = {p for p in opened if _is_data_file(p, data_root)}
-        unnamed = sorted(str(p) for p in read - _named_files(inputs))
-        assert not unnamed, f"{name} {overrides} ({task.source}) read files its records do not name: {unnamed}"
+        assert not unnamed, f"{name} {overrides} ({task.source}) read files its records do not name: {sorted(unnamed)}"
         if read:
             checked.append((name, overrides))
     assert len({name for name, _ in checked}) >= 25, checked  # every built-in task reads the mini data
@@ -119,15 +133,8 @@ def test_every_file_a_task_opens_in_its_real_run_is_named_by_its_records(audit_h
         context = TaskContext(
             task, minidata_root / task.dataset_folder(params), minidata_root, settings, model, features
         )
-        _clear_function_caches()
-        _RECORDING["opened"] = opened = set()
-        try:
-            task.run(context, dict(params))
-        finally:
-            _RECORDING["opened"] = None
-        read = {p for p in opened if _is_data_file(p, data_root)}
-        unnamed = sorted(str(p) for p in read - _named_files(context.inputs))
-        assert not unnamed, f"{name} ({task.source}) read files its records do not name: {unnamed}"
+        read, unnamed = _recorded_reads(data_root, _run_and_inputs, task, context, params)
+        assert not unnamed, f"{name} ({task.source}) read files its records do not name: {sorted(unnamed)}"
         if read:
             checked.append(name)
     assert len(checked) >= 25, checked
